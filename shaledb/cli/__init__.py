@@ -1,0 +1,1 @@
+"""The ``shaledb`` command: shell, server, client and operations."""

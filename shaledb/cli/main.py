@@ -1,0 +1,46 @@
+"""``shaledb``: the command-line entry point. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from shaledb import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="shaledb")
+def main() -> None:
+    """ShaleDB: a persistent key-value database (embedded, shell, network server)."""
+
+
+@main.command()
+def version() -> None:
+    """Print the ShaleDB version."""
+    click.echo(f"shaledb {__version__}")
+
+
+def _register() -> None:
+    # Subcommands are defined next to what they run; a missing one is simply absent.
+    import importlib
+
+    for module, name in (
+        ("shaledb.cli.shell", "shell"),
+        ("shaledb.cli.serve", "serve"),
+        ("shaledb.cli.client", "client"),
+        ("shaledb.cli.operations", "check"),
+        ("shaledb.cli.operations", "repair"),
+        ("shaledb.cli.operations", "backup"),
+        ("shaledb.cli.operations", "dump"),
+        ("shaledb.cli.operations", "load"),
+    ):
+        try:
+            command = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        main.add_command(command, name)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()

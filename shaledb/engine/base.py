@@ -1,0 +1,86 @@
+"""The one interface every storage engine implements, and its durability rule.
+
+Keys handed to an engine are non-empty ``bytes``; values are ``bytes``. An operation
+is a tuple ``(flags, key, expire_ms, value)`` where ``flags`` holds the bits of
+:mod:`shaledb.engine.entry` and ``expire_ms`` is milliseconds since the epoch, or 0
+for no expiry (then ``HAS_TTL`` is clear).
+
+Durability rule: when :meth:`Engine.write` returns, its operations are in the
+engine's write-ahead log in the operating system (they survive the death of the
+process); they are on stable storage when the engine's fsync mode says so
+(``always``: before the return; ``everysec``: within about a second; ``never``:
+when the OS writes them). A write is atomic: after any crash either all of its
+operations are visible or none is.
+
+Thread safety: every method may be called from any thread at any time.
+Reads never wait on a flush or a compaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+#: ``(flags, key, expire_ms, value)``: one put or delete.
+Op = tuple[int, bytes, int, bytes]
+#: ``(key, flags, expire_ms, value)``: one live entry read back.
+Entry = tuple[bytes, int, int, bytes]
+#: ``(flags, expire_ms, value)``: what a point read finds.
+Found = tuple[int, int, bytes]
+
+
+class Engine(Protocol):
+    """A sorted, durable map from bytes to bytes with expiry and atomic batches."""
+
+    def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
+        """Apply ``ops`` atomically, in order.
+
+        If ``condition`` is given it is called under the engine's write lock, after
+        every earlier write is applied and before this one; when it returns False
+        nothing is written. Returns whether the operations were written.
+        """
+        ...
+
+    def get(self, key: bytes) -> Found | None:
+        """The live entry for ``key``; None when missing, deleted or expired."""
+        ...
+
+    def scan(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
+        """Live entries with ``lo <= key < hi`` (``hi`` None: no upper bound), sorted.
+
+        The snapshot is taken when ``scan`` is called, not when iteration starts:
+        later writes are not seen.
+        """
+        ...
+
+    def now_ms(self) -> int:
+        """The engine's clock, in milliseconds since the epoch."""
+        ...
+
+    def flush(self) -> None:
+        """Make every acknowledged write durable and move the memtable to disk."""
+        ...
+
+    def compact(self, lo: bytes | None = None, hi: bytes | None = None) -> None:
+        """Rewrite stored data in ``[lo, hi)`` (all when None) without dead entries."""
+        ...
+
+    def set_drop_filter(self, predicate: Callable[[bytes], bool]) -> None:
+        """Keys for which ``predicate`` is true are dropped by later compactions."""
+        ...
+
+    def load_catalog(self) -> dict[str, Any] | None:
+        """The catalog saved last (a JSON-able dict), or None for a new database."""
+        ...
+
+    def save_catalog(self, catalog: dict[str, Any]) -> None:
+        """Replace the catalog durably (fsynced before returning)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes, as plain JSON-able values."""
+        ...
+
+    def close(self) -> None:
+        """Flush what the fsync mode requires, stop background work, release the lock."""
+        ...

@@ -1,0 +1,89 @@
+"""Settings of a database, validated once when it opens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shaledb.errors import InvalidArgumentError
+
+#: Durability modes, strongest first. See docs/architecture.md ("Durability").
+FSYNC_MODES = ("always", "everysec", "never")
+
+#: Largest key accepted, in bytes (UTF-8 bytes for a str key).
+MAX_KEY_BYTES = 64 * 1024
+#: Largest value accepted, in bytes.
+MAX_VALUE_BYTES = 64 * 1024 * 1024
+
+
+def wall_clock() -> float:
+    """Seconds since the epoch; the default clock for TTLs."""
+    return time.time()
+
+
+@dataclass
+class Options:
+    """How a database behaves. Every field has a default fit for most users.
+
+    Attributes:
+        fsync: ``"always"`` (fsync before every acknowledgement, group commit),
+            ``"everysec"`` (the default: fsync once a second) or ``"never"``
+            (left to the OS). In every mode a write is in the OS before it returns,
+            so ``kill -9`` of the process loses nothing acknowledged.
+        memtable_bytes: approximate bytes the memtable may hold before it is flushed.
+        memtable_entries: when set, flush after this many entries instead (the
+            seed's ``memtable_size``).
+        block_size: target size of an SSTable data block, in bytes.
+        block_cache_bytes: bytes of decoded blocks kept in memory.
+        bloom_bits_per_key: bloom filter size per key; 0 disables filters.
+        target_file_bytes: compaction splits its output into files of about this size.
+        l0_compaction_trigger: number of level-0 tables that starts a compaction.
+        l0_slowdown_trigger: level-0 tables at which each write is delayed 1 ms.
+        l0_stop_trigger: level-0 tables at which writes wait for compaction.
+        level_size_ratio: each level holds this many times the bytes of the one above.
+        max_bytes_for_level_base: bytes level 1 may hold before it is compacted.
+        background_compaction: run compactions on a background thread.
+        clock: returns seconds since the epoch; tests inject their own.
+    """
+
+    fsync: str = "everysec"
+    memtable_bytes: int = 32 * 1024 * 1024
+    memtable_entries: int | None = None
+    block_size: int = 4096
+    block_cache_bytes: int = 64 * 1024 * 1024
+    bloom_bits_per_key: int = 10
+    target_file_bytes: int = 16 * 1024 * 1024
+    l0_compaction_trigger: int = 4
+    l0_slowdown_trigger: int = 12
+    l0_stop_trigger: int = 20
+    level_size_ratio: int = 10
+    max_bytes_for_level_base: int = 64 * 1024 * 1024
+    background_compaction: bool = True
+    clock: Callable[[], float] = field(default=wall_clock)
+
+    def __post_init__(self) -> None:
+        if self.fsync not in FSYNC_MODES:
+            raise InvalidArgumentError(
+                f"fsync must be one of {', '.join(FSYNC_MODES)}; got {self.fsync!r}"
+            )
+        _positive("memtable_bytes", self.memtable_bytes)
+        if self.memtable_entries is not None:
+            _positive("memtable_entries (memtable_size)", self.memtable_entries)
+        _positive("block_size", self.block_size)
+        _positive("target_file_bytes", self.target_file_bytes)
+        _positive("level_size_ratio", self.level_size_ratio)
+        _positive("max_bytes_for_level_base", self.max_bytes_for_level_base)
+        if self.block_cache_bytes < 0 or self.bloom_bits_per_key < 0:
+            raise InvalidArgumentError("block_cache_bytes and bloom_bits_per_key must be >= 0")
+        if not (
+            0 < self.l0_compaction_trigger <= self.l0_slowdown_trigger <= self.l0_stop_trigger
+        ):
+            raise InvalidArgumentError(
+                "need 0 < l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger"
+            )
+
+
+def _positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive integer; got {value!r}")
