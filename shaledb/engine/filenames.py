@@ -1,0 +1,58 @@
+"""Every file name in a data directory comes from here (docs/format.md, "Files").
+
+    LOCK               held with an exclusive lock while the database is open
+    CURRENT            the name of the live manifest, replaced atomically
+    MANIFEST-NNNNNN    log of version edits (live tables, catalog, counters)
+    NNNNNN.wal         write-ahead log
+    NNNNNN.sst         sorted table
+    *.tmp              a file being written; removed on open
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+
+LOCK = "LOCK"
+CURRENT = "CURRENT"
+TEMP_SUFFIX = ".tmp"
+
+_NUMBERED = re.compile(r"(?:(\d{6,})\.(wal|sst)|MANIFEST-(\d{6,}))")
+
+
+class FileKind(enum.Enum):
+    WAL = "wal"
+    TABLE = "sst"
+    MANIFEST = "manifest"
+
+
+def wal_name(number: int) -> str:
+    return f"{number:06d}.wal"
+
+
+def table_name(number: int) -> str:
+    return f"{number:06d}.sst"
+
+
+def manifest_name(number: int) -> str:
+    return f"MANIFEST-{number:06d}"
+
+
+def temp_name(name: str) -> str:
+    return name + TEMP_SUFFIX
+
+
+def parse(name: str) -> tuple[FileKind, int] | None:
+    """``(kind, number)`` for a numbered file name, None for any other name."""
+    m = _NUMBERED.fullmatch(name)
+    if m is None:
+        return None
+    if m.group(3) is not None:
+        return FileKind.MANIFEST, int(m.group(3))
+    kind = FileKind.WAL if m.group(2) == "wal" else FileKind.TABLE
+    return kind, int(m.group(1))
+
+
+def path(directory: str, name: str) -> str:
+    return os.path.join(directory, name)

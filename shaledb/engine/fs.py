@@ -1,0 +1,203 @@
+"""The one thin layer through which the engine touches files.
+
+Everything the engine does to the file system goes through a :class:`FileSystem`,
+so tests can substitute one that injects faults. ``OSError`` becomes
+:class:`~shaledb.errors.StorageError` here, naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+
+from shaledb.errors import LockedError, StorageError
+
+
+def _storage_error(action: str, path: str, exc: OSError) -> StorageError:
+    return StorageError(f"cannot {action} {path}: {exc.strerror or exc}")
+
+
+class AppendFile:
+    """A file opened for appending with unbuffered writes.
+
+    ``write`` hands the bytes to the OS before it returns (so they survive the death of
+    the process); ``sync`` makes them durable.
+    """
+
+    def __init__(self, path: str, fd: int, size: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = size
+
+    def write(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+        except OSError as exc:
+            raise _storage_error("write", self.path, exc) from exc
+        self.size += len(data)
+
+    def sync(self) -> None:
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            raise _storage_error("fsync", self.path, exc) from exc
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class RandomAccessFile:
+    """A read-only file read at offsets (thread-safe: ``pread`` has no shared position)."""
+
+    def __init__(self, path: str, fd: int, size: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = size
+
+    def read(self, offset: int, length: int) -> bytes:
+        try:
+            return os.pread(self.fd, length, offset)
+        except OSError as exc:
+            raise _storage_error("read", self.path, exc) from exc
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        # A table file unlinked by compaction stays readable until its last reader goes.
+        self.close()
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on ``LOCK``; the file records the holder's pid."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class FileSystem:
+    """The real file system. Subclass and override to inject faults in tests."""
+
+    def make_dirs(self, directory: str) -> None:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error("create directory", directory, exc) from exc
+        if not os.path.isdir(directory):
+            raise StorageError(f"{directory} exists and is not a directory")
+
+    def list_dir(self, directory: str) -> list[str]:
+        try:
+            return sorted(os.listdir(directory))
+        except OSError as exc:
+            raise _storage_error("list", directory, exc) from exc
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def size(self, path: str) -> int:
+        try:
+            return os.stat(path).st_size
+        except OSError as exc:
+            raise _storage_error("stat", path, exc) from exc
+
+    def open_append(self, path: str, truncate_to: int | None = None) -> AppendFile:
+        """Open (creating) ``path`` for appending, first cutting it to ``truncate_to`` bytes."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if truncate_to is not None:
+                os.ftruncate(fd, truncate_to)
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            raise _storage_error("open", path, exc) from exc
+        return AppendFile(path, fd, size)
+
+    def open_read(self, path: str) -> RandomAccessFile:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            raise _storage_error("open", path, exc) from exc
+        return RandomAccessFile(path, fd, size)
+
+    def read_all(self, path: str) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise _storage_error("read", path, exc) from exc
+
+    def write_atomic(self, directory: str, name: str, data: bytes) -> None:
+        """Replace ``directory/name`` with ``data``: write a temp file, fsync, rename, fsync dir."""
+        final = os.path.join(directory, name)
+        temp = final + ".tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, final)
+        except OSError as exc:
+            raise _storage_error("write", final, exc) from exc
+        self.sync_dir(directory)
+
+    def rename(self, src: str, dst: str) -> None:
+        try:
+            os.replace(src, dst)
+        except OSError as exc:
+            raise _storage_error("rename", src, exc) from exc
+
+    def remove(self, path: str) -> None:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _storage_error("remove", path, exc) from exc
+
+    def sync_dir(self, directory: str) -> None:
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise _storage_error("fsync directory", directory, exc) from exc
+
+    def lock(self, path: str) -> DirectoryLock:
+        """Take the exclusive lock on ``path``; LockedError naming the holder if taken."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _storage_error("open", path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(
+                    f"{os.path.dirname(path) or '.'} is locked by another process or handle ({holder}); "
+                    "only one process may open a data directory - use the server to share it"
+                ) from None
+            raise _storage_error("lock", path, exc) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        return DirectoryLock(path, fd)

@@ -1,0 +1,531 @@
+"""The durable engine: a log-structured merge tree over one data directory.
+
+Paths (docs/architecture.md walks through each):
+
+- write: under the write lock, number the batch, append it to the WAL (in the OS
+  before returning), apply it to the memtable; a full memtable becomes immutable and
+  a new WAL starts. With ``fsync="always"`` the writer then waits for a group fsync.
+- read: memtable, immutable memtables (newest first), level 0 tables (newest
+  first), then one table per deeper level. No lock is taken: the view
+  ``(memtable, immutables, version)`` is replaced whole, never changed.
+- flush and compaction run on one background thread; each ends with an edit that is
+  fsynced to the manifest before the new version is installed and old files deleted.
+- recovery: replay the manifest, replay the WALs it does not cover into a memtable,
+  write that to a level 0 table, start a new manifest, delete what is not live.
+
+Implements :class:`shaledb.engine.base.Engine`; its durability rule holds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from shaledb.engine import compaction as compactions
+from shaledb.engine import filenames
+from shaledb.engine.base import Entry, Found, Op
+from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.filenames import FileKind
+from shaledb.engine.fs import FileSystem
+from shaledb.engine.iterators import live, merge
+from shaledb.engine.manifest import ManifestLog, ManifestState, TableRecord, encode_edit, read_current
+from shaledb.engine.memtable import MemTable
+from shaledb.engine.record_log import read_records
+from shaledb.engine.sstable import Table, TableBuilder
+from shaledb.engine.version import NUM_LEVELS, FileMeta, Version, VersionEdit
+from shaledb.engine.wal import WriteAheadLog, decode_batch
+from shaledb.errors import ClosedError, CorruptionError, ShaleDBError, StorageError
+from shaledb.options import Options
+
+#: Immutable memtables waiting for the flusher before writers wait too.
+MAX_IMMUTABLES = 2
+#: A manifest larger than this is rewritten as a snapshot.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+_DEAD = TOMBSTONE | HAS_TTL
+
+
+class LSMEngine:
+    """A durable, sorted key-value engine in one directory. Thread-safe."""
+
+    def __init__(self, directory: str, options: Options | None = None, fs: FileSystem | None = None) -> None:
+        self.directory = directory
+        self.options = options or Options()
+        self._fs = fs or FileSystem()
+        self._fs.make_dirs(directory)
+        self._dir_lock = self._fs.lock(filenames.path(directory, filenames.LOCK))
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._manifest_lock = threading.Lock()
+        self._compaction_lock = threading.Lock()
+        self._closed = False
+        self._closing = False
+        self._bg_error: ShaleDBError | None = None
+        self._drop_filter: Callable[[bytes], bool] = lambda key: False
+        self._cache = BlockCache(self.options.block_cache_bytes)
+        self._counters = {
+            "user_bytes_written": 0, "flush_bytes_written": 0, "compaction_bytes_written": 0,
+            "compaction_bytes_read": 0, "flushes": 0, "compactions": 0, "write_stalls": 0,
+            "write_slowdowns": 0,
+        }
+        try:
+            self._recover()
+        except BaseException:
+            self._dir_lock.release()
+            raise
+        self._bg_thread = threading.Thread(target=self._background, name="shaledb-background", daemon=True)
+        self._bg_thread.start()
+
+    # -- recovery --------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        fs, directory = self._fs, self.directory
+        state = read_current(fs, directory)
+        names = fs.list_dir(directory)
+        numbered = [p for p in map(filenames.parse, names) if p is not None]
+        if state is None:
+            leftovers = [n for n in names if filenames.parse(n) is not None]
+            if leftovers:
+                raise CorruptionError(
+                    f"{directory}: CURRENT is missing but database files exist "
+                    f"({', '.join(leftovers[:5])}); run 'shaledb repair {directory}'",
+                    filenames.path(directory, filenames.CURRENT),
+                )
+            state = ManifestState(name="")
+        self._next_file = max([state.next_file] + [n + 1 for _, n in numbered])
+        self._seq = state.last_seq
+        self._catalog = state.catalog
+        self._version = Version(self._open_levels(state))
+        mem = self._replay_wals(state.log_number, sorted(n for k, n in numbered if k is FileKind.WAL))
+        added: list[tuple[int, FileMeta]] = []
+        if len(mem):
+            meta = self._write_table(iter(mem), "flush")
+            if meta is not None:
+                added.append((0, meta))
+                self._version = self._version.apply(VersionEdit(added=added))
+        wal_number = self._alloc_file()
+        self._wal = WriteAheadLog(fs, self._path_of(FileKind.WAL, wal_number), self.options.fsync)
+        self._mem = MemTable(wal_number)
+        self._imms: list[MemTable] = []  # newest first
+        self._manifest = self._new_manifest(wal_number)
+        self._publish()
+        self._remove_obsolete(wal_number)
+
+    def _open_levels(self, state: ManifestState) -> list[list[FileMeta]]:
+        levels: list[list[FileMeta]] = [[] for _ in range(NUM_LEVELS)]
+        for rec in state.tables.values():
+            if not 0 <= rec.level < NUM_LEVELS:
+                raise CorruptionError(f"manifest {state.name} puts table {rec.number} at level {rec.level}")
+            path = self._path_of(FileKind.TABLE, rec.number)
+            if not self._fs.exists(path):
+                raise CorruptionError(f"{path}: live table is missing (listed in {state.name})", path)
+            size = self._fs.size(path)
+            if size != rec.size:
+                raise CorruptionError(
+                    f"{path}: table is {size} bytes, the manifest recorded {rec.size}", path, min(size, rec.size)
+                )
+            table = Table(self._fs, path, rec.number, self._cache)
+            levels[rec.level].append(FileMeta(rec.number, rec.size, rec.entries, rec.smallest, rec.largest, table))
+        levels[0].sort(key=lambda f: -f.number)
+        for files in levels[1:]:
+            files.sort(key=lambda f: f.smallest)
+        return levels
+
+    def _replay_wals(self, log_number: int, wal_numbers: list[int]) -> MemTable:
+        mem = MemTable(0)
+        live_wals = [n for n in wal_numbers if n >= log_number]
+        for i, number in enumerate(live_wals):
+            path = self._path_of(FileKind.WAL, number)
+            data = self._fs.read_all(path)
+            # Older logs were fsynced when they were rotated out: only the newest may be torn.
+            records, _ = read_records(data, path, tail_may_be_torn=(i == len(live_wals) - 1))
+            offset = 0
+            for _, payload in records:
+                seq, ops = decode_batch(payload, path, offset)
+                for flags, key, expire_ms, value in ops:
+                    mem.put(key, flags, expire_ms, value)
+                self._seq = max(self._seq, seq + len(ops) - 1)
+                offset += len(payload) + 9
+        mem.last_seq = self._seq
+        return mem
+
+    def _snapshot_edit(self, log_number: int) -> bytes:
+        tables = [
+            TableRecord(level, f.number, f.size, f.entries, f.smallest, f.largest)
+            for level, f in self._version.files()
+        ]
+        return encode_edit(
+            added=tables, log_number=log_number, next_file=self._next_file + 1,
+            last_seq=self._seq, catalog=self._catalog,
+        )
+
+    def _new_manifest(self, log_number: int) -> ManifestLog:
+        number = self._alloc_file()
+        return ManifestLog(self._fs, self.directory, number, self._snapshot_edit(log_number))
+
+    def _remove_obsolete(self, log_number: int) -> None:
+        live_tables = {f.number for _, f in self._version.files()}
+        for name in self._fs.list_dir(self.directory):
+            parsed = filenames.parse(name)
+            path = filenames.path(self.directory, name)
+            if name.endswith(filenames.TEMP_SUFFIX):
+                self._fs.remove(path)
+            elif parsed is None:
+                continue
+            elif parsed[0] is FileKind.WAL and parsed[1] < log_number:
+                self._fs.remove(path)
+            elif parsed[0] is FileKind.TABLE and parsed[1] not in live_tables:
+                self._fs.remove(path)
+            elif parsed[0] is FileKind.MANIFEST and name != self._manifest.name:
+                self._fs.remove(path)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _path_of(self, kind: FileKind, number: int) -> str:
+        name = filenames.wal_name(number) if kind is FileKind.WAL else filenames.table_name(number)
+        return filenames.path(self.directory, name)
+
+    def _alloc_file(self) -> int:
+        number = self._next_file
+        self._next_file += 1
+        return number
+
+    def _publish(self) -> None:
+        # Readers take this one tuple; it is replaced whole, never changed.
+        self._view = (self._mem, tuple(self._imms), self._version)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ClosedError("the database is closed")
+        if self._bg_error is not None:
+            raise StorageError(f"the database stopped accepting writes after a background error: {self._bg_error}")
+
+    def now_ms(self) -> int:
+        return int(self.options.clock() * 1000)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
+        with self._lock:
+            self._check_usable()
+            self._make_room()
+            if condition is not None and not condition():
+                return False
+            if not ops:
+                return True
+            seq = self._seq + 1
+            self._seq += len(ops)
+            position = self._wal.append(seq, ops)
+            mem = self._mem
+            size = 0
+            for flags, key, expire_ms, value in ops:
+                mem.put(key, flags, expire_ms, value)
+                size += len(key) + len(value)
+            mem.last_seq = self._seq
+            self._counters["user_bytes_written"] += size
+            if self._memtable_full(mem):
+                self._rotate()
+        if self.options.fsync == "always":
+            self._wal.sync_to(position)
+        return True
+
+    def _memtable_full(self, mem: MemTable) -> bool:
+        limit = self.options.memtable_entries
+        if limit is not None:
+            return len(mem) >= limit
+        return mem.approximate_bytes >= self.options.memtable_bytes
+
+    def _make_room(self) -> None:
+        """Slow down, then wait, while flushes or level 0 fall behind. Holds the lock."""
+        while True:
+            l0 = len(self._version.levels[0]) if self.options.background_compaction else 0
+            if len(self._imms) < MAX_IMMUTABLES and l0 < self.options.l0_stop_trigger:
+                break
+            self._counters["write_stalls"] += 1
+            self._cond.wait(0.1)
+            self._check_usable()
+        if self.options.background_compaction and (
+            len(self._version.levels[0]) >= self.options.l0_slowdown_trigger
+        ):
+            # Spread the delay over many writes instead of stopping some of them outright.
+            self._counters["write_slowdowns"] += 1
+            self._lock.release()
+            try:
+                time.sleep(0.001)
+            finally:
+                self._lock.acquire()
+            self._check_usable()
+
+    def _rotate(self) -> None:
+        """Freeze the memtable and start a new one on a new WAL. Holds the lock."""
+        number = self._alloc_file()
+        self._wal.rotate(self._path_of(FileKind.WAL, number))
+        self._imms.insert(0, self._mem)
+        self._mem = MemTable(number)
+        self._mem.last_seq = self._seq
+        self._publish()
+        self._cond.notify_all()
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, key: bytes) -> Found | None:
+        if self._closed:
+            raise ClosedError("the database is closed")
+        mem, imms, version = self._view
+        found = mem.entries.get(key)
+        if found is None:
+            for imm in imms:
+                found = imm.entries.get(key)
+                if found is not None:
+                    break
+            else:
+                found = version.get(key)
+                if found is None:
+                    return None
+        flags = found[0]
+        if flags & _DEAD and (flags & TOMBSTONE or found[1] <= self.now_ms()):
+            return None
+        return found
+
+    def scan(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
+        with self._lock:
+            if self._closed:
+                raise ClosedError("the database is closed")
+            mem, imms, version = self._view
+            sources: list[Iterator[Entry]] = [iter(mem.range_items(lo, hi, reverse))]
+        now = self.now_ms()
+        sources.extend(imm.iter_range(lo, hi, reverse) for imm in imms)
+        for f in version.levels[0]:
+            if f.overlaps(lo, hi):
+                sources.append(f.table.iter_range(lo, hi, reverse))
+        for level in range(1, NUM_LEVELS):
+            files = version.overlapping(level, lo, hi)
+            if files:
+                sources.append(_chain(files[::-1] if reverse else files, lo, hi, reverse))
+        return live(merge(sources, reverse), now)
+
+    # -- flush and compaction ------------------------------------------------------------
+
+    def flush(self) -> None:
+        with self._lock:
+            self._check_usable()
+            if len(self._mem):
+                self._rotate()
+            waiting = list(self._imms)
+            while any(m in self._imms for m in waiting):
+                self._check_usable()
+                self._cond.wait(0.1)
+        self._wal.sync()
+
+    def compact(self, lo: bytes | None = None, hi: bytes | None = None) -> None:
+        self._check_usable()
+        with self._compaction_lock:
+            chosen = compactions.for_range(self._version, lo, hi)
+            if chosen is not None:
+                self._run_compaction(chosen, allow_move=False)
+
+    def _background(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closing and not self._imms and not self._compaction_due():
+                    self._cond.wait()
+                if self._closing:
+                    return
+                imm = self._imms[-1] if self._imms else None
+            try:
+                if imm is not None:
+                    self._flush_immutable(imm)
+                else:
+                    with self._compaction_lock:
+                        chosen = compactions.pick(self._version, self.options)
+                        if chosen is not None:
+                            self._run_compaction(chosen, allow_move=True)
+            except ShaleDBError as exc:
+                with self._cond:
+                    self._bg_error = exc
+                    self._cond.notify_all()
+                return
+
+    def _compaction_due(self) -> bool:
+        return self.options.background_compaction and compactions.pick(self._version, self.options) is not None
+
+    def _write_table(self, entries: Iterator[Entry], purpose: str) -> FileMeta | None:
+        """Write ``entries`` to one new table; None when there are none."""
+        number = self._alloc_file_locked()
+        path = self._path_of(FileKind.TABLE, number)
+        builder = TableBuilder(self._fs, path, self.options.block_size, self.options.bloom_bits_per_key)
+        try:
+            for key, flags, expire_ms, value in entries:
+                builder.add(key, flags, expire_ms, value)
+            if builder.entries == 0:
+                builder.abandon()
+                self._fs.remove(path)
+                return None
+            info = builder.finish()
+        except BaseException:
+            builder.abandon()
+            self._fs.remove(path)
+            raise
+        self._counters[f"{purpose}_bytes_written"] += info.size
+        return FileMeta(number, info.size, info.entries, info.smallest, info.largest,
+                        Table(self._fs, path, number, self._cache))
+
+    def _alloc_file_locked(self) -> int:
+        with self._lock:
+            return self._alloc_file()
+
+    def _flush_immutable(self, imm: MemTable) -> None:
+        meta = self._write_table(iter(imm), "flush")
+        with self._manifest_lock:
+            with self._lock:
+                older_pending = [m for m in self._imms if m is not imm]
+                log_number = older_pending[-1].wal_number if older_pending else self._mem.wal_number
+                edit = VersionEdit(added=[(0, meta)] if meta else [], log_number=log_number,
+                                   next_file=self._next_file, last_seq=self._seq)
+            self._log_edit(edit)
+            with self._lock:
+                self._version = self._version.apply(edit)
+                self._imms.remove(imm)
+                self._counters["flushes"] += 1
+                self._publish()
+                self._cond.notify_all()
+        self._fs.remove(self._path_of(FileKind.WAL, imm.wal_number))
+
+    def _log_edit(self, edit: VersionEdit) -> None:
+        """Append ``edit`` to the manifest durably. Holds the manifest lock."""
+        self._manifest.append(encode_edit(
+            added=[TableRecord(level, f.number, f.size, f.entries, f.smallest, f.largest) for level, f in edit.added],
+            removed=edit.removed, log_number=edit.log_number, next_file=edit.next_file, last_seq=edit.last_seq,
+        ))
+        if self._manifest.size > MAX_MANIFEST_BYTES:
+            self._rewrite_manifest(edit)
+
+    def _rewrite_manifest(self, pending: VersionEdit) -> None:
+        with self._lock:
+            log_number = pending.log_number
+            if log_number is None:
+                log_number = self._imms[-1].wal_number if self._imms else self._mem.wal_number
+            saved = self._version
+            self._version = self._version.apply(pending)
+            try:
+                old = self._manifest
+                self._manifest = self._new_manifest(log_number)
+            finally:
+                self._version = saved
+        old.close()
+        self._fs.remove(old.path)
+
+    def _run_compaction(self, chosen: compactions.Compaction, allow_move: bool) -> None:
+        files = chosen.input_files()
+        if allow_move and len(files) == 1 and files[0][0] != chosen.output_level:
+            # A lone table that overlaps nothing below moves down without a rewrite.
+            level, meta = files[0]
+            edit = VersionEdit(added=[(chosen.output_level, meta)], removed=[(level, meta.number)])
+            self._install(edit)
+            return
+        entries = compactions.surviving(
+            compactions.merged_entries(chosen), chosen, self.now_ms(), self._drop_filter
+        )
+        outputs: list[FileMeta] = []
+        try:
+            while True:
+                meta = self._write_table(_take_until(entries, self.options.target_file_bytes), "compaction")
+                if meta is None:
+                    break
+                outputs.append(meta)
+        except BaseException:
+            for meta in outputs:
+                self._fs.remove(meta.table.path)
+            raise
+        edit = VersionEdit(
+            added=[(chosen.output_level, m) for m in outputs],
+            removed=[(level, f.number) for level, f in files],
+        )
+        self._install(edit)
+        self._counters["compactions"] += 1
+        self._counters["compaction_bytes_read"] += chosen.input_bytes()
+        for _, f in files:
+            self._cache.forget_table(f.number)
+            self._fs.remove(f.table.path)
+
+    def _install(self, edit: VersionEdit) -> None:
+        with self._manifest_lock:
+            self._log_edit(edit)
+            with self._lock:
+                self._version = self._version.apply(edit)
+                self._publish()
+                self._cond.notify_all()
+
+    # -- catalog, stats, lifecycle -------------------------------------------------------
+
+    def set_drop_filter(self, predicate: Callable[[bytes], bool]) -> None:
+        self._drop_filter = predicate
+
+    def load_catalog(self) -> dict[str, Any] | None:
+        return None if self._catalog is None else dict(self._catalog)
+
+    def save_catalog(self, catalog: dict[str, Any]) -> None:
+        self._check_usable()
+        with self._manifest_lock:
+            self._manifest.append(encode_edit(catalog=catalog))
+            self._catalog = dict(catalog)
+
+    def stats(self) -> dict[str, Any]:
+        mem, imms, version = self._view
+        levels = [
+            {"level": n, "files": len(files), "bytes": sum(f.size for f in files),
+             "entries": sum(f.entries for f in files)}
+            for n, files in enumerate(version.levels)
+        ]
+        disk = sum(level["bytes"] for level in levels)
+        user = self._counters["user_bytes_written"]
+        written = self._counters["flush_bytes_written"] + self._counters["compaction_bytes_written"]
+        return {
+            "engine": "lsm",
+            "directory": self.directory,
+            "fsync": self.options.fsync,
+            "sequence": self._seq,
+            "memtable_entries": len(mem),
+            "memtable_bytes": mem.approximate_bytes,
+            "immutable_memtables": len(imms),
+            "wal_bytes": self._wal.size,
+            "levels": levels,
+            "table_bytes": disk,
+            "block_cache_bytes": self._cache.used,
+            "block_cache_hits": self._cache.hits,
+            "block_cache_misses": self._cache.misses,
+            "write_amplification": round(written / user, 3) if user else 0.0,
+            **self._counters,
+        }
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._bg_thread.join()
+        with self._lock:
+            self._closed = True
+            try:
+                self._wal.close()
+                self._manifest.close()
+            finally:
+                self._dir_lock.release()
+
+
+def _chain(files: list[FileMeta], lo: bytes, hi: bytes | None, reverse: bool) -> Iterator[Entry]:
+    for f in files:
+        yield from f.table.iter_range(lo, hi, reverse)
+
+
+def _take_until(entries: Iterator[Entry], limit: int) -> Iterator[Entry]:
+    """Entries from ``entries`` until about ``limit`` bytes have passed (one output table)."""
+    total = 0
+    for entry in entries:
+        yield entry
+        total += len(entry[0]) + len(entry[3]) + 10
+        if total >= limit:
+            return

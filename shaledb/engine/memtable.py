@@ -1,0 +1,99 @@
+"""The memtable: recent writes in memory, newest version of each key only.
+
+A plain dict maps each key to ``(flags, expire_ms, value)``, the tuple a point read
+returns as is. Key order is kept lazily: new keys wait in a pending list and are
+merged into a sorted list only when an ordered read or a flush asks for it.
+
+Rejected alternative: a sorted map updated on every put. It keeps scans cheap but costs
+every put a logarithmic insert; most workloads put far more often than they scan.
+
+Only one version per key is kept, so snapshots of the active memtable are copies
+(:meth:`MemTable.range_items`); an immutable memtable is shared as is.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+
+from shaledb.engine.base import Entry, Found
+
+#: Approximate bytes of Python bookkeeping per entry, beyond the key and value bytes.
+ENTRY_OVERHEAD = 96
+#: Up to this many pending keys are inserted one by one; more are merged by one sort.
+_INSORT_LIMIT = 64
+
+
+class MemTable:
+    """Recent writes. Writes must be serialized by the caller; reads may run concurrently.
+
+    Attributes:
+        wal_number: the write-ahead log holding this memtable's writes.
+        last_seq: the sequence number of the newest write applied.
+        approximate_bytes: keys + values + per-entry overhead.
+    """
+
+    __slots__ = ("entries", "wal_number", "last_seq", "approximate_bytes", "_sorted", "_pending")
+
+    def __init__(self, wal_number: int) -> None:
+        self.entries: dict[bytes, Found] = {}
+        self.wal_number = wal_number
+        self.last_seq = 0
+        self.approximate_bytes = 0
+        self._sorted: list[bytes] = []
+        self._pending: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def put(self, key: bytes, flags: int, expire_ms: int, value: bytes) -> None:
+        """Record a put or (with the TOMBSTONE flag) a delete of ``key``."""
+        entries = self.entries
+        old = entries.get(key)
+        if old is None:
+            self._pending.append(key)
+            self.approximate_bytes += len(key) + len(value) + ENTRY_OVERHEAD
+        else:
+            self.approximate_bytes += len(value) - len(old[2])
+        entries[key] = (flags, expire_ms, value)
+
+    def sorted_keys(self) -> list[bytes]:
+        """Every key, sorted. The list is shared: callers must not change it."""
+        pending = self._pending
+        if pending:
+            if len(pending) <= _INSORT_LIMIT:
+                for key in pending:
+                    insort(self._sorted, key)
+            else:
+                pending.sort()
+                # Two sorted runs: the sort merges them in linear time.
+                self._sorted = sorted(self._sorted + pending)
+            self._pending = []
+        return self._sorted
+
+    def _key_range(self, lo: bytes, hi: bytes | None) -> list[bytes]:
+        keys = self.sorted_keys()
+        start = bisect_left(keys, lo)
+        end = len(keys) if hi is None else bisect_left(keys, hi, start)
+        return keys[start:end]
+
+    def range_items(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> list[Entry]:
+        """A copy of the entries with ``lo <= key < hi``, in order (a snapshot)."""
+        entries = self.entries
+        keys = self._key_range(lo, hi)
+        if reverse:
+            keys.reverse()
+        return [(k, *entries[k]) for k in keys]
+
+    def iter_range(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
+        """Entries with ``lo <= key < hi`` without copying; only for an immutable memtable."""
+        entries = self.entries
+        keys = self._key_range(lo, hi)
+        for k in reversed(keys) if reverse else keys:
+            yield (k, *entries[k])
+
+    def __iter__(self) -> Iterator[Entry]:
+        """Every entry in key order (tombstones and expired entries included)."""
+        entries = self.entries
+        for k in self.sorted_keys():
+            yield (k, *entries[k])

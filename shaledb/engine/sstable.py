@@ -1,0 +1,219 @@
+"""Sorted String Tables: immutable sorted files of blocks (docs/format.md, "SSTables").
+
+    data block 0 | ... | data block n-1 | filter block | index block | footer (48 bytes)
+
+Every block carries a trailer with its CRC32C. The index block is a block whose keys
+are the last key of each data block and whose values are ``offset u64 | size u32``.
+The footer is ``index_offset u64 | index_size u32 | filter_offset u64 |
+filter_size u32 | entry_count u64 | format_version u32 | footer_crc u32 | magic u64``,
+the CRC covering the 36 bytes before it. Sizes exclude the 5-byte block trailer.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from shaledb.engine import bloom
+from shaledb.engine import block as blocks
+from shaledb.engine.base import Entry, Found
+from shaledb.engine.block import TRAILER_SIZE, Block
+from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.checksum import crc32c
+from shaledb.engine.fs import FileSystem
+from shaledb.errors import CorruptionError
+
+MAGIC = 0x5348414C45535354  # "SHALESST"
+FORMAT_VERSION = 1
+FOOTER = struct.Struct("<QIQIQIIQ")
+FOOTER_SIZE = FOOTER.size  # 48
+_FOOTER_CRC_COVERS = 36
+_HANDLE = struct.Struct("<QI")
+_WRITE_BUFFER = 256 * 1024
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What a finished table holds; recorded in the manifest."""
+
+    size: int
+    entries: int
+    smallest: bytes
+    largest: bytes
+
+
+class TableBuilder:
+    """Writes one table from entries added in strictly increasing key order."""
+
+    def __init__(self, fs: FileSystem, path: str, block_size: int, bloom_bits_per_key: int) -> None:
+        self._file = fs.open_append(path, truncate_to=0)
+        self.path = path
+        self._block_size = block_size
+        self._bloom_bits = bloom_bits_per_key
+        self._offset = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._keys: list[bytes] = []
+        self._flags = bytearray()
+        self._values: list[bytes] = []
+        self._block_bytes = 0
+        self._all_keys: list[bytes] = []
+        self._index_keys: list[bytes] = []
+        self._index_values: list[bytes] = []
+        self.entries = 0
+
+    def add(self, key: bytes, flags: int, expire_ms: int, value: bytes) -> None:
+        self._keys.append(key)
+        self._flags.append(flags)
+        stored = blocks.value_with_expiry(flags, expire_ms, value)
+        self._values.append(stored)
+        self._block_bytes += len(key) + len(stored) + 9
+        self.entries += 1
+        if self._block_bytes >= self._block_size:
+            self._finish_block()
+
+    @property
+    def file_size(self) -> int:
+        """Bytes written so far (approximately the final size)."""
+        return self._offset + self._block_bytes
+
+    def _emit(self, contents: bytes) -> tuple[int, int]:
+        sealed = blocks.seal(contents)
+        offset = self._offset
+        self._pending.append(sealed)
+        self._pending_bytes += len(sealed)
+        self._offset += len(sealed)
+        if self._pending_bytes >= _WRITE_BUFFER:
+            self._write_pending()
+        return offset, len(contents)
+
+    def _write_pending(self) -> None:
+        self._file.write(b"".join(self._pending))
+        self._pending = []
+        self._pending_bytes = 0
+
+    def _finish_block(self) -> None:
+        if not self._keys:
+            return
+        handle = self._emit(blocks.encode(self._keys, bytes(self._flags), self._values))
+        self._index_keys.append(self._keys[-1])
+        self._index_values.append(_HANDLE.pack(*handle))
+        self._all_keys.extend(self._keys)
+        self._keys, self._flags, self._values, self._block_bytes = [], bytearray(), [], 0
+
+    def finish(self) -> TableInfo:
+        """Write the filter, index and footer, fsync and close. Returns what was written."""
+        self._finish_block()
+        if not self._all_keys:
+            raise ValueError("an SSTable needs at least one entry")
+        filter_offset, filter_size = self._emit(bloom.build(self._all_keys, self._bloom_bits))
+        index = blocks.encode(self._index_keys, bytes(len(self._index_keys)), self._index_values)
+        index_offset, index_size = self._emit(index)
+        head = struct.pack(
+            "<QIQIQI", index_offset, index_size, filter_offset, filter_size,
+            self.entries, FORMAT_VERSION,
+        )
+        self._pending.append(head + struct.pack("<IQ", crc32c(head), MAGIC))
+        self._offset += FOOTER_SIZE
+        self._write_pending()
+        self._file.sync()
+        self._file.close()
+        return TableInfo(self._offset, self.entries, self._all_keys[0], self._all_keys[-1])
+
+    def abandon(self) -> None:
+        self._file.close()
+
+
+class Table:
+    """A reader of one table. Thread-safe; the index and filter stay in memory."""
+
+    def __init__(self, fs: FileSystem, path: str, number: int, cache: BlockCache) -> None:
+        self.path = path
+        self.number = number
+        self._cache = cache
+        self._file = fs.open_read(path)
+        size = self._file.size
+        if size < FOOTER_SIZE:
+            raise CorruptionError(f"{path}: file of {size} bytes is too short for a footer", path, 0)
+        footer_at = size - FOOTER_SIZE
+        raw = self._file.read(footer_at, FOOTER_SIZE)
+        (index_off, index_size, filter_off, filter_size, self.entries, version, crc, magic) = (
+            FOOTER.unpack(raw)
+        )
+        if magic != MAGIC:
+            raise CorruptionError(f"{path}: footer at offset {footer_at} has a bad magic number", path, footer_at)
+        if crc32c(raw[:_FOOTER_CRC_COVERS]) != crc:
+            raise CorruptionError(f"{path}: footer at offset {footer_at} fails its checksum", path, footer_at)
+        if version != FORMAT_VERSION:
+            raise CorruptionError(
+                f"{path}: format version {version} is not supported (this build reads {FORMAT_VERSION})",
+                path, footer_at,
+            )
+        index = Block(self._read_block(index_off, index_size, "index block"), path, index_off)
+        self._last_keys = index.keys
+        handles = [_HANDLE.unpack(index.entry(i)[2]) for i in range(len(index))]
+        self._offsets = [h[0] for h in handles]
+        self._sizes = [h[1] for h in handles]
+        self._filter = (
+            bloom.BloomFilter(self._read_block(filter_off, filter_size, "filter block"))
+            if filter_size else None
+        )
+
+    def _read_block(self, offset: int, size: int, part: str) -> bytes:
+        raw = self._file.read(offset, size + TRAILER_SIZE)
+        if len(raw) != size + TRAILER_SIZE:
+            raise CorruptionError(f"{self.path}: {part} at offset {offset} is truncated", self.path, offset)
+        return blocks.unseal(raw, self.path, offset, part)
+
+    def _block(self, i: int, fill_cache: bool = True) -> Block:
+        offset = self._offsets[i]
+        key = (self.number, offset)
+        block = self._cache.get(key)
+        if block is None:
+            block = Block(self._read_block(offset, self._sizes[i], "data block"), self.path, offset)
+            if fill_cache:
+                self._cache.put(key, block)
+        return block
+
+    def get(self, key: bytes) -> Found | None:
+        """The entry stored for ``key`` (tombstones included), or None."""
+        if self._filter is not None and not self._filter.may_contain(key):
+            return None
+        i = bisect_left(self._last_keys, key)
+        if i == len(self._last_keys):
+            return None
+        return self._block(i).get(key)
+
+    def iter_range(
+        self, lo: bytes, hi: bytes | None, reverse: bool = False, fill_cache: bool = True
+    ) -> Iterator[Entry]:
+        """Entries with ``lo <= key < hi``, in order (tombstones and expired included)."""
+        last_keys = self._last_keys
+        nblocks = len(last_keys)
+        if not reverse:
+            for i in range(bisect_left(last_keys, lo), nblocks):
+                block = self._block(i, fill_cache)
+                yield from block.iter_from(bisect_left(block.keys, lo), hi)
+                if hi is not None and last_keys[i] >= hi:
+                    return
+            return
+        start = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
+        for i in range(start, -1, -1):
+            block = self._block(i, fill_cache)
+            top = len(block.keys) - 1 if hi is None else bisect_left(block.keys, hi) - 1
+            yield from block.iter_down(top, lo)
+            if i > 0 and last_keys[i - 1] < lo:
+                return
+
+    def verify(self) -> int:
+        """Read and check every block; returns the number of entries. Raises on damage."""
+        count = 0
+        for i in range(len(self._offsets)):
+            count += len(self._block(i, fill_cache=False))
+        if count != self.entries:
+            raise CorruptionError(
+                f"{self.path}: footer counts {self.entries} entries, blocks hold {count}", self.path
+            )
+        return count

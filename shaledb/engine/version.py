@@ -1,0 +1,115 @@
+"""Versions: the immutable set of live tables, by level, changed only by edits.
+
+Level 0 holds tables flushed from memtables, newest first; their key ranges may
+overlap. Every deeper level holds tables with disjoint key ranges, sorted by key.
+A :class:`Version` is never changed: applying a :class:`VersionEdit` makes a new one,
+which the engine installs whole, so readers holding the old one are unaffected.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from shaledb.engine.base import Found
+from shaledb.engine.sstable import Table
+
+NUM_LEVELS = 7
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    """One live table: its number, size, key range and open reader."""
+
+    number: int
+    size: int
+    entries: int
+    smallest: bytes
+    largest: bytes
+    table: Table = field(compare=False, repr=False)
+
+    def overlaps(self, lo: bytes | None, hi: bytes | None) -> bool:
+        """Whether the table's keys meet ``[lo, hi)`` (None: unbounded)."""
+        return (hi is None or self.smallest < hi) and (lo is None or self.largest >= lo)
+
+
+@dataclass
+class VersionEdit:
+    """A change to the version and counters, as logged in the manifest."""
+
+    added: list[tuple[int, FileMeta]] = field(default_factory=list)
+    removed: list[tuple[int, int]] = field(default_factory=list)  # (level, number)
+    log_number: int | None = None
+    next_file: int | None = None
+    last_seq: int | None = None
+
+
+class Version:
+    """The live tables by level. Immutable."""
+
+    __slots__ = ("levels", "_largest")
+
+    def __init__(self, levels: Iterable[Iterable[FileMeta]] | None = None) -> None:
+        lv = [list(level) for level in levels] if levels is not None else []
+        lv += [[] for _ in range(NUM_LEVELS - len(lv))]
+        self.levels: tuple[tuple[FileMeta, ...], ...] = tuple(tuple(level) for level in lv)
+        self._largest = [[f.largest for f in level] for level in self.levels]
+
+    def apply(self, edit: VersionEdit) -> Version:
+        """A new version with the edit's tables removed and added."""
+        gone = set(edit.removed)
+        levels = [[f for f in files if (n, f.number) not in gone] for n, files in enumerate(self.levels)]
+        for level, meta in edit.added:
+            if level == 0:
+                levels[0].insert(0, meta)  # level 0: newest first
+            else:
+                levels[level].append(meta)
+        for level in range(1, NUM_LEVELS):
+            levels[level].sort(key=lambda f: f.smallest)
+        return Version(levels)
+
+    def files(self) -> Iterable[tuple[int, FileMeta]]:
+        for level, files in enumerate(self.levels):
+            for meta in files:
+                yield level, meta
+
+    def get(self, key: bytes) -> Found | None:
+        """The newest stored entry for ``key`` (tombstones included), or None."""
+        for meta in self.levels[0]:
+            if meta.smallest <= key <= meta.largest:
+                found = meta.table.get(key)
+                if found is not None:
+                    return found
+        for level in range(1, NUM_LEVELS):
+            files = self.levels[level]
+            if not files:
+                continue
+            i = bisect_left(self._largest[level], key)
+            if i < len(files) and files[i].smallest <= key:
+                found = files[i].table.get(key)
+                if found is not None:
+                    return found
+        return None
+
+    def overlapping(self, level: int, lo: bytes | None, hi: bytes | None) -> list[FileMeta]:
+        return [f for f in self.levels[level] if f.overlaps(lo, hi)]
+
+    def level_bytes(self, level: int) -> int:
+        return sum(f.size for f in self.levels[level])
+
+    def deepest_nonempty(self) -> int:
+        for level in range(NUM_LEVELS - 1, -1, -1):
+            if self.levels[level]:
+                return level
+        return 0
+
+    def check(self, describe: Callable[[int], str]) -> None:
+        """Assert the level invariant (deeper levels disjoint); used by tests and check."""
+        for level in range(1, NUM_LEVELS):
+            files = self.levels[level]
+            for a, b in zip(files, files[1:]):
+                if a.largest >= b.smallest:
+                    raise AssertionError(
+                        f"level {level}: {describe(a.number)} and {describe(b.number)} overlap"
+                    )
