@@ -32,10 +32,11 @@ class AppendFile:
 
     def write(self, data: bytes) -> None:
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
+            n = os.write(self.fd, data)
+            if n != len(data):  # a short write: rare, finish it piecewise
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
         except OSError as exc:
             raise _storage_error("write", self.path, exc) from exc
         self.size += len(data)

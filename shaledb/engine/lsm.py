@@ -66,7 +66,7 @@ class LSMEngine:
         self._drop_filter: Callable[[bytes], bool] = lambda key: False
         self._cache = BlockCache(self.options.block_cache_bytes)
         self._counters = {
-            "user_bytes_written": 0, "flush_bytes_written": 0, "compaction_bytes_written": 0,
+            "flush_bytes_written": 0, "compaction_bytes_written": 0,
             "compaction_bytes_read": 0, "flushes": 0, "compactions": 0, "write_stalls": 0,
             "write_slowdowns": 0,
         }
@@ -209,8 +209,10 @@ class LSMEngine:
 
     def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
         with self._lock:
-            self._check_usable()
-            self._make_room()
+            if self._closed or self._bg_error is not None:
+                self._check_usable()
+            if self._imms or len(self._version.levels[0]) >= self.options.l0_slowdown_trigger:
+                self._make_room()
             if condition is not None and not condition():
                 return False
             if not ops:
@@ -219,12 +221,9 @@ class LSMEngine:
             self._seq += len(ops)
             position = self._wal.append(seq, ops)
             mem = self._mem
-            size = 0
             for flags, key, expire_ms, value in ops:
                 mem.put(key, flags, expire_ms, value)
-                size += len(key) + len(value)
             mem.last_seq = self._seq
-            self._counters["user_bytes_written"] += size
             if self._memtable_full(mem):
                 self._rotate()
         if self.options.fsync == "always":
@@ -480,7 +479,7 @@ class LSMEngine:
             for n, files in enumerate(version.levels)
         ]
         disk = sum(level["bytes"] for level in levels)
-        user = self._counters["user_bytes_written"]
+        user = self._wal.logged_bytes
         written = self._counters["flush_bytes_written"] + self._counters["compaction_bytes_written"]
         return {
             "engine": "lsm",
@@ -496,6 +495,7 @@ class LSMEngine:
             "block_cache_bytes": self._cache.used,
             "block_cache_hits": self._cache.hits,
             "block_cache_misses": self._cache.misses,
+            "wal_bytes_written": user,
             "write_amplification": round(written / user, 3) if user else 0.0,
             **self._counters,
         }

@@ -29,8 +29,15 @@ _OP_HEADER = struct.Struct("<BII")
 _EXPIRE = struct.Struct("<Q")
 
 
+_SINGLE_HEADER = struct.Struct("<QIBII")
+
+
 def encode_batch(seq: int, ops: Sequence[Op]) -> bytes:
     """The payload of one WAL record for ``ops``, the first numbered ``seq``."""
+    if len(ops) == 1 and not ops[0][0] & HAS_TTL:
+        # The common single put: one pack call (same bytes as the general path).
+        flags, key, _, value = ops[0]
+        return _SINGLE_HEADER.pack(seq, 1, flags, len(key), len(value)) + key + value
     parts = [_BATCH_HEADER.pack(seq, len(ops))]
     for flags, key, expire_ms, value in ops:
         parts.append(_OP_HEADER.pack(flags, len(key), len(value)))
@@ -100,6 +107,11 @@ class WriteAheadLog:
     @property
     def size(self) -> int:
         return self._file.size
+
+    @property
+    def logged_bytes(self) -> int:
+        """Bytes appended since the log was opened, across rotations."""
+        return self._written
 
     def append(self, seq: int, ops: Sequence[Op]) -> int:
         """Append one batch; returns the log position to pass to :meth:`sync_to`."""
