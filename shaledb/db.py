@@ -47,14 +47,16 @@ class Table:
 
     def __init__(self, engine: Engine, namespace: str, name: str, table_id: int) -> None:
         self._engine = engine
-        self.namespace = namespace
+        #: The table's namespace and name (``namespace_name`` because ``DB.namespace()``
+        #: is the method that opens a namespace).
+        self.namespace_name = namespace
         self.name = name
         self._prefix = table_prefix(table_id)
         self._end = prefix_end(self._prefix)
         self._skip = len(self._prefix)
 
     def __repr__(self) -> str:
-        return f"<shaledb.Table {self.namespace}:{self.name}>"
+        return f"<shaledb.Table {self.namespace_name}:{self.name}>"
 
     # -- writes ------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class Table:
         """
         op = self._put_op(key, value, ttl)
         if not self._engine.write((op,), condition=lambda: self._engine.get(op[1]) is not None):
-            raise NotFoundError(f"key {key!r} does not exist in {self.namespace}:{self.name}")
+            raise NotFoundError(f"key {key!r} does not exist in {self.namespace_name}:{self.name}")
 
     def delete(self, key: Data) -> bool:
         """Delete ``key``. Returns True if it existed (and had not expired)."""
@@ -159,7 +161,7 @@ class Table:
         kb, _ = key_bytes(key)
         found = self._engine.get(self._prefix + kb)
         if found is None:
-            raise NotFoundError(f"key {key!r} does not exist in {self.namespace}:{self.name}")
+            raise NotFoundError(f"key {key!r} does not exist in {self.namespace_name}:{self.name}")
         return decode_value(found[2], found[0])
 
     def __setitem__(self, key: Data, value: Data) -> None:
@@ -167,7 +169,7 @@ class Table:
 
     def __delitem__(self, key: Data) -> None:
         if not self.delete(key):
-            raise NotFoundError(f"key {key!r} does not exist in {self.namespace}:{self.name}")
+            raise NotFoundError(f"key {key!r} does not exist in {self.namespace_name}:{self.name}")
 
     def exists(self, key: Data) -> bool:
         """Whether ``key`` holds a live value."""
@@ -185,7 +187,7 @@ class Table:
         kb, _ = key_bytes(key)
         found = self._engine.get(self._prefix + kb)
         if found is None:
-            raise NotFoundError(f"key {key!r} does not exist in {self.namespace}:{self.name}")
+            raise NotFoundError(f"key {key!r} does not exist in {self.namespace_name}:{self.name}")
         if not found[0] & HAS_TTL:
             return None
         return max(0.0, (found[1] - self._engine.now_ms()) / 1000)
@@ -268,7 +270,7 @@ class Table:
     def stats(self) -> dict[str, Any]:
         """Engine counters, with this table's name and live key count."""
         stats = dict(self._engine.stats())
-        stats["table"] = f"{self.namespace}:{self.name}"
+        stats["table"] = f"{self.namespace_name}:{self.name}"
         stats["table_keys"] = self.count()
         return stats
 

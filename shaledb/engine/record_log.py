@@ -51,12 +51,7 @@ def _check_at(data: bytes, offset: int) -> tuple[int, int] | str:
 
 def _valid_record_after(data: bytes, offset: int) -> bool:
     # A zero-filled or garbled tail holds no valid record; only real corruption does.
-    if not any(memoryview(data)[offset:]):
-        return False
-    for start in range(offset, len(data) - HEADER_SIZE + 1):
-        if data[start + 8] in RECORD_TYPES and not isinstance(_check_at(data, start), str):
-            return True
-    return False
+    return _next_valid_record(data, offset) < len(data)
 
 
 def read_records(
@@ -87,3 +82,29 @@ def read_records(
         records.append((record_type, data[offset + HEADER_SIZE : end]))
         offset = end
     return records, offset
+
+
+def salvage_records(data: bytes) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """Every record that checks out, skipping damage: ``(records, offsets of damage)``."""
+    records: list[tuple[int, bytes]] = []
+    damage: list[int] = []
+    offset = 0
+    while offset < len(data):
+        checked = _check_at(data, offset)
+        if isinstance(checked, str):
+            damage.append(offset)
+            offset = _next_valid_record(data, offset + 1)
+            continue
+        record_type, end = checked
+        records.append((record_type, data[offset + HEADER_SIZE : end]))
+        offset = end
+    return records, damage
+
+
+def _next_valid_record(data: bytes, offset: int) -> int:
+    if not any(memoryview(data)[offset:]):
+        return len(data)
+    for start in range(offset, len(data) - HEADER_SIZE + 1):
+        if data[start + 8] in RECORD_TYPES and not isinstance(_check_at(data, start), str):
+            return start
+    return len(data)

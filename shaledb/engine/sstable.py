@@ -207,13 +207,20 @@ class Table:
             if i > 0 and last_keys[i - 1] < lo:
                 return
 
-    def verify(self) -> int:
-        """Read and check every block; returns the number of entries. Raises on damage."""
-        count = 0
+    def salvage(self) -> tuple[list[Entry], list[CorruptionError]]:
+        """Every entry of every block that checks out, and the damage met on the way."""
+        entries: list[Entry] = []
+        damage: list[CorruptionError] = []
         for i in range(len(self._offsets)):
-            count += len(self._block(i, fill_cache=False))
-        if count != self.entries:
-            raise CorruptionError(
-                f"{self.path}: footer counts {self.entries} entries, blocks hold {count}", self.path
-            )
-        return count
+            try:
+                block = self._block(i, fill_cache=False)
+            except CorruptionError as exc:
+                damage.append(exc)
+                continue
+            entries.extend(block.iter_from(0, None))
+        if not damage and len(entries) != self.entries:
+            damage.append(CorruptionError(
+                f"{self.path}: footer counts {self.entries} entries, blocks hold {len(entries)}",
+                self.path,
+            ))
+        return entries, damage

@@ -1,0 +1,194 @@
+"""Operations on a data directory: ``check``, ``repair``, ``backup``, ``dump`` and ``load``.
+
+Dump format (JSON lines), one object per key::
+
+    {"namespace": "iti", "table": "t", "key": "k", "value": "v"}
+
+with ``"key_encoding": "base64"`` / ``"encoding": "base64"`` when the key / value is
+bytes (its base64 then stands in the string), and ``"ttl": seconds`` when it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import click
+
+import shaledb
+from shaledb.engine.backup import backup_directory
+from shaledb.engine.check import check_directory
+from shaledb.engine.repair import repair_directory
+from shaledb.errors import LockedError, ShaleDBError
+
+_LOAD_BATCH = 1000
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def check(directory: str) -> None:
+    """Verify every checksum in DIRECTORY. Exit 0 healthy, 1 damaged, 2 unable to check."""
+    try:
+        report = check_directory(directory)
+    except LockedError as exc:
+        _fail(f"{exc}; stop it (or check a 'shaledb backup' copy)", 2)
+    except ShaleDBError as exc:
+        _fail(str(exc), 2)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for damage in report.damage:
+        click.echo(f"DAMAGED: {damage}")
+    summary = (f"{report.tables} tables, {report.table_entries} table entries, "
+               f"{report.wal_records} WAL records")
+    if report.healthy:
+        click.echo(f"OK: {directory} is healthy ({summary})")
+    else:
+        click.echo(f"{len(report.damage)} damaged places in {directory} ({summary}); "
+                   f"'shaledb repair {directory}' salvages the rest")
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def repair(directory: str) -> None:
+    """Rebuild DIRECTORY from everything readable, dropping damaged records and blocks."""
+    try:
+        report = repair_directory(directory)
+    except ShaleDBError as exc:
+        _fail(str(exc), 2)
+    for lost in report.lost:
+        click.echo(f"dropped: {lost}")
+    click.echo(f"repaired {directory}: kept {report.entries_kept} entries "
+               f"in {report.tables_written} tables")
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("dest", type=click.Path(file_okay=False))
+def backup(directory: str, dest: str) -> None:
+    """Copy the database in DIRECTORY to DEST consistently, even while it is in use."""
+    try:
+        copied = backup_directory(directory, dest)
+    except ShaleDBError as exc:
+        _fail(str(exc), 1)
+    click.echo(f"backed up {directory} to {dest} ({copied} bytes copied, tables linked)")
+
+
+def _encode(data: str | bytes, field: str, encoding_field: str, out: dict[str, Any]) -> None:
+    if isinstance(data, str):
+        out[field] = data
+    else:
+        out[field] = base64.b64encode(data).decode("ascii")
+        out[encoding_field] = "base64"
+
+
+def dump_lines(db: shaledb.DB) -> Iterator[str]:
+    """One JSON line per live key of every table."""
+    for ns_name in db.list_namespaces():
+        ns = db.namespace(ns_name)
+        for table_name in ns.list_tables():
+            table = ns.table(table_name)
+            for key, value in table.scan():
+                line: dict[str, Any] = {"namespace": ns_name, "table": table_name}
+                _encode(key, "key", "key_encoding", line)
+                _encode(value, "value", "encoding", line)
+                try:
+                    ttl = table.ttl(key)
+                except shaledb.NotFoundError:
+                    continue  # expired since the scan began
+                if ttl is not None:
+                    line["ttl"] = round(ttl, 3)
+                yield json.dumps(line, ensure_ascii=False)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
+              help="File to write (default: standard output).")
+def dump(directory: str, output: TextIO) -> None:
+    """Export every table of DIRECTORY as JSON lines."""
+    try:
+        with shaledb.open(directory) as db:
+            count = 0
+            for line in dump_lines(db):
+                output.write(line + "\n")
+                count += 1
+    except ShaleDBError as exc:
+        _fail(str(exc))
+    click.echo(f"dumped {count} keys", err=True)
+
+
+def _decode(line: dict[str, Any], field: str, encoding_field: str, where: str) -> str | bytes:
+    data = line.get(field)
+    if not isinstance(data, str):
+        raise ValueError(f"{where}: '{field}' must be a string")
+    encoding = line.get(encoding_field)
+    if encoding is None:
+        return data
+    if encoding != "base64":
+        raise ValueError(f"{where}: '{encoding_field}' must be \"base64\" when present")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise ValueError(f"{where}: '{field}' is not valid base64") from None
+
+
+def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | bytes, float | None]:
+    """``(namespace, table, key, value, ttl)`` from one dump line; ValueError naming the line."""
+    where = f"line {number}"
+    try:
+        line = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+    if not isinstance(line, dict):
+        raise ValueError(f"{where}: must be a JSON object")
+    namespace = line.get("namespace", "default")
+    table = line.get("table", "default")
+    if not isinstance(namespace, str) or not isinstance(table, str):
+        raise ValueError(f"{where}: 'namespace' and 'table' must be strings")
+    ttl = line.get("ttl")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
+        raise ValueError(f"{where}: 'ttl' must be a positive number of seconds")
+    return (namespace, table, _decode(line, "key", "key_encoding", where),
+            _decode(line, "value", "encoding", where), ttl)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--input", "-i", "input_", type=click.File("r", encoding="utf-8"), default="-",
+              help="File to read (default: standard input).")
+def load(directory: str, input_: TextIO) -> None:
+    """Import JSON lines (as written by dump) into DIRECTORY.
+
+    The whole input is checked first; a bad line stops the load before anything is written.
+    """
+    try:
+        rows = [parse_line(text, n) for n, text in enumerate(input_, 1) if text.strip()]
+    except ValueError as exc:
+        _fail(f"{exc}; nothing was loaded")
+    try:
+        with shaledb.open(directory) as db:
+            tables: dict[tuple[str, str], shaledb.Table] = {}
+            batch = db.write_batch()
+            for namespace, table_name, key, value, ttl in rows:
+                table = tables.get((namespace, table_name))
+                if table is None:
+                    ns = db.create_namespace(namespace, exist_ok=True)
+                    table = tables[(namespace, table_name)] = ns.create_table(table_name, exist_ok=True)
+                batch.put(key, value, ttl=ttl, table=table)
+                if len(batch) >= _LOAD_BATCH:
+                    db.write(batch)
+                    batch = db.write_batch()
+            db.write(batch)
+    except ShaleDBError as exc:
+        _fail(str(exc))
+    click.echo(f"loaded {len(rows)} keys into {directory}", err=True)
