@@ -1,0 +1,163 @@
+"""Shared fixtures: data directories, a controllable clock, and databases over both engines.
+
+The ``db`` fixture runs a test twice, once over the in-memory reference engine and once
+over the LSM engine with a tiny memtable (so flushes and compactions really happen).
+Tests that need durability use ``open_db`` on a directory and reopen it themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import shaledb
+from shaledb.engine.lsm import LSMEngine
+from shaledb.engine.memory import MemoryEngine
+from shaledb.options import Options
+
+#: The repository root, so that child processes import this checkout's shaledb.
+ROOT = Path(__file__).resolve().parents[1]
+
+#: LSM settings that make every code path run on a few dozen keys.
+SMALL_LSM = {
+    "memtable_size": 8,
+    "block_size": 256,
+    "target_file_bytes": 2048,
+    "l0_compaction_trigger": 2,
+    "max_bytes_for_level_base": 4096,
+    "level_size_ratio": 4,
+}
+
+
+class FakeClock:
+    """A clock that only moves when told: ``Options(clock=FakeClock())``.
+
+    Starts at a whole number of seconds; tests advance it by whole seconds (or by
+    binary fractions) so that ``int(seconds * 1000)`` is exact.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def child_env() -> dict[str, str]:
+    """Environment for a child Python that imports this checkout's shaledb."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def new_clock() -> type[FakeClock]:
+    """The FakeClock class, for tests that need a clock of their own."""
+    return FakeClock
+
+
+@pytest.fixture
+def small_lsm() -> dict[str, Any]:
+    """Keyword arguments of ``shaledb.open`` for a tiny, busy LSM tree."""
+    return dict(SMALL_LSM)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    return child_env()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A path for a database directory that does not exist yet."""
+    return tmp_path / "db"
+
+
+@pytest.fixture
+def open_db(data_dir: Path) -> Iterator[Callable[..., shaledb.DB]]:
+    """``open_db(path=data_dir, **options)``: opens a DB, closed again at teardown."""
+    opened: list[shaledb.DB] = []
+
+    def _open(path: Path | str | None = None, **options: Any) -> shaledb.DB:
+        db = shaledb.open(str(path or data_dir), **options)
+        opened.append(db)
+        return db
+
+    yield _open
+    for db in opened:
+        db.close()
+
+
+def make_engine(kind: str, path: Path, clock: FakeClock | None = None, **options: Any) -> Any:
+    """A bare engine: ``"memory"`` or ``"lsm"`` (small settings unless overridden)."""
+    opts: dict[str, Any] = {}
+    if kind == "lsm":
+        opts = dict(SMALL_LSM)
+        opts["memtable_entries"] = opts.pop("memtable_size")
+    opts.update(options)
+    if clock is not None:
+        opts["clock"] = clock
+    if kind == "memory":
+        return MemoryEngine(Options(**opts))
+    return LSMEngine(str(path), Options(**opts))
+
+
+@pytest.fixture(params=["memory", "lsm"])
+def engine_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(engine_kind: str, data_dir: Path, clock: FakeClock) -> Iterator[Any]:
+    """A bare engine of each kind, with the fake clock."""
+    eng = make_engine(engine_kind, data_dir, clock)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def db(engine_kind: str, data_dir: Path, clock: FakeClock) -> Iterator[shaledb.DB]:
+    """A database over each engine (``DB.over`` for memory, ``shaledb.open`` for LSM)."""
+    if engine_kind == "memory":
+        database = shaledb.DB.over(make_engine("memory", data_dir, clock))
+    else:
+        database = shaledb.open(str(data_dir), clock=clock, **SMALL_LSM)
+    yield database
+    database.close()
+
+
+def dir_bytes(path: Path | str) -> int:
+    """Total bytes of the regular files in a directory."""
+    return sum(
+        os.path.getsize(os.path.join(path, n))
+        for n in os.listdir(path)
+        if os.path.isfile(os.path.join(path, n))
+    )
+
+
+def files_of(path: Path | str, suffix: str) -> list[str]:
+    """Names in ``path`` ending with ``suffix``, sorted."""
+    return sorted(n for n in os.listdir(path) if n.endswith(suffix))

@@ -1,0 +1,85 @@
+"""SSTable blocks: encode, seal, unseal, decode, search."""
+
+from __future__ import annotations
+
+import pytest
+
+from shaledb.engine import block as blocks
+from shaledb.engine.block import Block, value_with_expiry
+from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.errors import CorruptionError
+
+ENTRIES = [
+    (b"apple", 0, 0, b"red"),
+    (b"banana", HAS_TTL, 1_700_000_000_000, b"yellow"),
+    (b"cherry", TOMBSTONE, 0, b""),
+    (b"date", 0, 0, b""),
+    (b"\xff\xfe", HAS_TTL, 5, b"\x00" * 300),
+]
+
+
+def _contents(entries: list = ENTRIES) -> bytes:
+    keys = [e[0] for e in entries]
+    flags = bytes(e[1] for e in entries)
+    values = [value_with_expiry(e[1], e[2], e[3]) for e in entries]
+    return blocks.encode(keys, flags, values)
+
+
+def test_round_trip() -> None:
+    block = Block(blocks.unseal(blocks.seal(_contents()), "f.sst", 0, "data block"))
+    assert len(block) == len(ENTRIES)
+    assert block.keys == [e[0] for e in ENTRIES]
+    assert list(block.iter_from(0, None)) == ENTRIES
+    for key, flags, expire, value in ENTRIES:
+        assert block.get(key) == (flags, expire, value)
+
+
+def test_absent_keys() -> None:
+    block = Block(_contents())
+    for key in [b"a", b"applf", b"zzz", b"\xff\xff"]:
+        assert block.get(key) is None
+
+
+def test_empty_block() -> None:
+    block = Block(blocks.encode([], b"", []))
+    assert len(block) == 0 and block.get(b"x") is None
+    assert list(block.iter_from(0, None)) == []
+
+
+def test_iter_from_and_down_respect_bounds() -> None:
+    block = Block(_contents())
+    assert [e[0] for e in block.iter_from(1, b"date")] == [b"banana", b"cherry"]
+    assert [e[0] for e in block.iter_down(3, b"b")] == [b"date", b"cherry", b"banana"]
+    assert [e[0] for e in block.iter_down(4, b"")] == [e[0] for e in reversed(ENTRIES)]
+
+
+@pytest.mark.parametrize("position", [0, 10, -1, -3])
+def test_a_flipped_byte_fails_the_checksum(position: int) -> None:
+    sealed = bytearray(blocks.seal(_contents()))
+    sealed[position] ^= 0x10
+    with pytest.raises(CorruptionError) as info:
+        blocks.unseal(bytes(sealed), "db/000007.sst", 4096, "data block")
+    message = str(info.value)
+    assert "db/000007.sst" in message and "4096" in message and "data block" in message
+    assert info.value.path == "db/000007.sst" and info.value.offset == 4096
+
+
+def test_truncated_block_is_corruption() -> None:
+    with pytest.raises(CorruptionError, match="truncated"):
+        blocks.unseal(b"\x01\x02", "f", 0, "index block")
+
+
+def test_unknown_compression_is_corruption() -> None:
+    from shaledb.engine.checksum import crc32c
+
+    contents = _contents()
+    raw = contents + blocks.TRAILER.pack(9, crc32c(contents + b"\x09"))
+    with pytest.raises(CorruptionError, match="compression"):
+        blocks.unseal(raw, "f", 0, "data block")
+
+
+@pytest.mark.parametrize("contents", [b"", b"\x01\x00", b"\xff\xff\xff\xff", b"abc\x05\x00\x00\x00"])
+def test_contents_that_do_not_decode_are_corruption(contents: bytes) -> None:
+    with pytest.raises(CorruptionError) as info:
+        Block(contents, "f.sst", 77)
+    assert "f.sst" in str(info.value) and "77" in str(info.value)

@@ -1,0 +1,194 @@
+"""SSTables: build, read, ranges in both directions, filters, and damage."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.fs import FileSystem
+from shaledb.engine.sstable import FOOTER_SIZE, Table, TableBuilder
+from shaledb.errors import CorruptionError
+
+
+def _entries(n: int, seed: int = 1) -> list[tuple[bytes, int, int, bytes]]:
+    rng = random.Random(seed)
+    keys = sorted({f"key{rng.randrange(10**6):07d}".encode() for _ in range(n)})
+    out = []
+    for i, k in enumerate(keys):
+        kind = i % 5
+        if kind == 3:
+            out.append((k, TOMBSTONE, 0, b""))
+        elif kind == 4:
+            out.append((k, HAS_TTL, 1_700_000_000_000 + i, f"t{i}".encode()))
+        else:
+            out.append((k, 0, 0, rng.randbytes(rng.randint(0, 40))))
+    return out
+
+
+def _build(path: Path, entries: list, block_size: int = 256, bits: int = 10) -> Table:
+    builder = TableBuilder(FileSystem(), str(path), block_size, bits)
+    for e in entries:
+        builder.add(*e)
+    info = builder.finish()
+    assert info.entries == len(entries)
+    assert info.smallest == entries[0][0] and info.largest == entries[-1][0]
+    assert info.size == path.stat().st_size
+    return Table(FileSystem(), str(path), 1, BlockCache(1 << 20))
+
+
+@pytest.fixture
+def entries() -> list:
+    return _entries(400)
+
+
+@pytest.fixture
+def table(tmp_path: Path, entries: list) -> Table:
+    return _build(tmp_path / "000001.sst", entries)
+
+
+def test_many_blocks_were_written(table: Table) -> None:
+    assert len(table._offsets) > 10
+
+
+def test_every_entry_reads_back(table: Table, entries: list) -> None:
+    assert table.entries == len(entries)
+    for key, flags, expire, value in entries:
+        assert table.get(key) == (flags, expire, value)
+    assert list(table.iter_range(b"", None)) == entries
+    assert list(table.iter_range(b"", None, reverse=True)) == entries[::-1]
+
+
+def test_absent_keys_read_as_none(table: Table, entries: list) -> None:
+    present = {e[0] for e in entries}
+    probes = [b"a", b"key", b"zzz", b"\xff"] + [e[0] + b"\x00" for e in entries[::7]]
+    for key in probes:
+        assert key not in present
+        assert table.get(key) is None
+
+
+def test_ranges_match_a_sorted_list(table: Table, entries: list) -> None:
+    rng = random.Random(3)
+    keys = [e[0] for e in entries]
+    candidates = keys + [k + b"\x00" for k in keys[::5]] + [b"", b"a", b"key5", b"zz"]
+    for _ in range(300):
+        lo = rng.choice(candidates)
+        hi = rng.choice(candidates + [None])
+        expected = [e for e in entries if e[0] >= lo and (hi is None or e[0] < hi)]
+        assert list(table.iter_range(lo, hi)) == expected, (lo, hi)
+        assert list(table.iter_range(lo, hi, reverse=True)) == expected[::-1], (lo, hi)
+
+
+def test_range_on_block_boundaries(table: Table, entries: list) -> None:
+    keys = [e[0] for e in entries]
+    for last in table._last_keys[:-1]:
+        i = keys.index(last)
+        hi = keys[i + 2] if i + 2 < len(keys) else None
+        assert [e[0] for e in table.iter_range(last, hi)] == keys[i : i + 2]
+        assert [e[0] for e in table.iter_range(keys[i - 1], keys[i + 1], reverse=True)] == [
+            keys[i], keys[i - 1],
+        ]
+
+
+def test_single_entry_table(tmp_path: Path) -> None:
+    t = _build(tmp_path / "1.sst", [(b"only", 0, 0, b"one")])
+    assert t.get(b"only") == (0, 0, b"one")
+    assert list(t.iter_range(b"", None, reverse=True)) == [(b"only", 0, 0, b"one")]
+    assert list(t.iter_range(b"p", None)) == [] == list(t.iter_range(b"", b"only", reverse=True))
+
+
+def test_table_without_filter(tmp_path: Path, entries: list) -> None:
+    t = _build(tmp_path / "1.sst", entries, bits=0)
+    assert t._filter is None
+    assert t.get(entries[10][0]) == entries[10][1:]
+    assert t.get(b"missing") is None
+
+
+def test_filter_skips_blocks_for_absent_keys(tmp_path: Path, entries: list) -> None:
+    cache = BlockCache(1 << 20)
+    path = tmp_path / "1.sst"
+    _build(path, entries)
+    t = Table(FileSystem(), str(path), 1, cache)
+    for i in range(1000):
+        t.get(f"key{i:07d}x".encode())
+    assert cache.misses < 50  # about 1% of the probes reach a block
+
+
+def test_blocks_are_cached(tmp_path: Path, entries: list) -> None:
+    cache = BlockCache(1 << 20)
+    path = tmp_path / "1.sst"
+    _build(path, entries)
+    t = Table(FileSystem(), str(path), 1, cache)
+    t.get(entries[0][0])
+    t.get(entries[0][0])
+    assert cache.hits >= 1
+    list(t.iter_range(b"", None, fill_cache=False))
+    assert cache.used == cache.get((1, t._offsets[0])).memory_bytes()
+
+
+def test_empty_builder_refuses_to_finish(tmp_path: Path) -> None:
+    builder = TableBuilder(FileSystem(), str(tmp_path / "1.sst"), 256, 10)
+    with pytest.raises(ValueError):
+        builder.finish()
+    builder.abandon()
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("back", [1, 5, 9, 20, FOOTER_SIZE])
+def test_damaged_footer_is_corruption_naming_the_file(tmp_path: Path, entries: list, back: int) -> None:
+    path = tmp_path / "000009.sst"
+    _build(path, entries)
+    _flip(path, path.stat().st_size - back)
+    with pytest.raises(CorruptionError) as info:
+        Table(FileSystem(), str(path), 9, BlockCache(0))
+    assert str(path) in str(info.value) and info.value.path == str(path)
+
+
+def test_file_too_short_for_a_footer(tmp_path: Path) -> None:
+    path = tmp_path / "000009.sst"
+    path.write_bytes(b"x" * 10)
+    with pytest.raises(CorruptionError, match="too short"):
+        Table(FileSystem(), str(path), 9, BlockCache(0))
+
+
+def test_damaged_data_block_fails_only_its_keys(tmp_path: Path, entries: list) -> None:
+    path = tmp_path / "000009.sst"
+    _build(path, entries)
+    _flip(path, 10)  # inside the first data block
+    t = Table(FileSystem(), str(path), 9, BlockCache(1 << 20))
+    first_block_last = t._last_keys[0]
+    in_first = [e for e in entries if e[0] <= first_block_last]
+    rest = [e for e in entries if e[0] > first_block_last]
+    for key, *_ in in_first:
+        with pytest.raises(CorruptionError) as info:
+            t.get(key)
+        assert str(path) in str(info.value) and "offset 0" in str(info.value)
+    for key, flags, expire, value in rest:
+        assert t.get(key) == (flags, expire, value)
+    with pytest.raises(CorruptionError):
+        list(t.iter_range(b"", None))
+    assert list(t.iter_range(rest[0][0], None)) == rest
+
+
+def test_damaged_index_block_is_corruption_at_open(tmp_path: Path, entries: list) -> None:
+    path = tmp_path / "000009.sst"
+    _build(path, entries)
+    t = Table(FileSystem(), str(path), 9, BlockCache(0))
+    import struct
+
+    raw = path.read_bytes()[-FOOTER_SIZE:]
+    index_offset = struct.unpack_from("<Q", raw, 0)[0]
+    del t
+    _flip(path, index_offset + 3)
+    with pytest.raises(CorruptionError, match="index block"):
+        Table(FileSystem(), str(path), 9, BlockCache(0))
+    assert os.path.exists(path)
