@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -15,30 +16,74 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=9999, show_default=True, type=click.IntRange(0, 65535),
-              help="TCP port for clients (0: any free port).")
-@click.option("--data-dir", default="./data", show_default=True,
-              type=click.Path(file_okay=False), help="The database directory.")
-@click.option("--memtable-size", type=click.IntRange(min=1), default=None,
-              help="Flush the memtable after this many entries (default: bounded by bytes).")
-@click.option("--fsync", type=click.Choice(FSYNC_MODES), default="everysec", show_default=True,
-              help="When the write-ahead log is fsynced: before every reply, once a "
-                   "second, or when the OS decides.")
-@click.option("--password", envvar="SHALEDB_PASSWORD", default=None,
-              help="Require clients to authenticate with this password "
-                   "(also read from SHALEDB_PASSWORD).")
-@click.option("--max-clients", default=10_000, show_default=True, type=click.IntRange(min=1),
-              help="Refuse connections beyond this many.")
-@click.option("--max-request-bytes", default=MAX_LINE_BYTES, show_default=True,
-              type=click.IntRange(min=1024), help="Longest request line accepted.")
-@click.option("--workers", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Threads that run database calls.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve Prometheus metrics over HTTP on this port (path /metrics).")
+@click.option(
+    "--port",
+    default=9999,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port for clients (0: any free port).",
+)
+@click.option(
+    "--data-dir",
+    default="./data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The database directory.",
+)
+@click.option(
+    "--memtable-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Flush the memtable after this many entries (default: bounded by bytes).",
+)
+@click.option(
+    "--fsync",
+    type=click.Choice(FSYNC_MODES),
+    default="everysec",
+    show_default=True,
+    help="When the write-ahead log is fsynced: before every reply, once a "
+    "second, or when the OS decides.",
+)
+@click.option(
+    "--password",
+    envvar="SHALEDB_PASSWORD",
+    default=None,
+    help="Require clients to authenticate with this password (also read from SHALEDB_PASSWORD).",
+)
+@click.option(
+    "--max-clients",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Refuse connections beyond this many.",
+)
+@click.option(
+    "--max-request-bytes",
+    default=MAX_LINE_BYTES,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Longest request line accepted.",
+)
+@click.option(
+    "--workers",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Threads that run database calls.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics over HTTP on this port (path /metrics).",
+)
 @click.option("--log-level", type=click.Choice(_LOG_LEVELS), default="info", show_default=True)
-@click.option("--in-memory", is_flag=True,
-              help="Keep data in memory only: nothing is written, nothing survives a "
-                   "restart (for trials and tests).")
+@click.option(
+    "--in-memory",
+    is_flag=True,
+    help="Keep data in memory only: nothing is written, nothing survives a "
+    "restart (for trials and tests).",
+)
 def serve(
     host: str,
     port: int,
@@ -72,8 +117,7 @@ def serve(
             from shaledb.engine.memory import MemoryEngine
             from shaledb.options import Options
 
-            db = shaledb.DB.over(MemoryEngine(Options(fsync=fsync,
-                                                      memtable_entries=memtable_size)))
+            db = shaledb.DB.over(MemoryEngine(Options(fsync=fsync, memtable_entries=memtable_size)))
         else:
             db = shaledb.open(data_dir, memtable_size=memtable_size, fsync=fsync)
     except ShaleDBError as exc:
@@ -92,4 +136,8 @@ def serve(
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     finally:
+        # The server has stopped; a repeated SIGTERM/SIGINT must not cut the close
+        # that makes the log durable (kill -9 still can, and loses nothing acknowledged).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         db.close()

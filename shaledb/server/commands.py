@@ -145,7 +145,9 @@ class Command:
         for field in args:
             if field not in self.fields:
                 known = ", ".join(sorted(self.fields)) or "no fields"
-                raise ProtocolError(f"unknown field '{field}' for command '{name}' (it takes {known})")
+                raise ProtocolError(
+                    f"unknown field '{field}' for command '{name}' (it takes {known})"
+                )
         for field, (kind, required) in self.fields.items():
             if field not in args:
                 if required:
@@ -304,8 +306,7 @@ def _scan(session: Session, args: dict[str, Any]) -> dict[str, Any]:
         start = _cursor_key(args["cursor"])
     # One pair more than asked tells whether a next page exists.
     pairs = list(
-        table.scan(start=start, end=args.get("end_key"), prefix=args.get("prefix"),
-                   limit=limit + 1)
+        table.scan(start=start, end=args.get("end_key"), prefix=args.get("prefix"), limit=limit + 1)
     )
     cursor = None
     if len(pairs) > limit:
@@ -320,9 +321,11 @@ def _scan(session: Session, args: dict[str, Any]) -> dict[str, Any]:
 def _cursor_key(cursor: str | bytes) -> bytes:
     try:
         raw = cursor.encode("ascii") if isinstance(cursor, str) else cursor
-        return base64.urlsafe_b64decode(raw)
+        return base64.b64decode(raw, altchars=b"-_", validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise InvalidArgumentError("invalid scan cursor (pass back the one a scan returned)")
+        raise InvalidArgumentError(
+            "invalid scan cursor (pass back the one a scan returned)"
+        ) from None
 
 
 def _count(session: Session, args: dict[str, Any]) -> dict[str, Any]:
@@ -393,21 +396,30 @@ def _fields(**fields: tuple[str, bool]) -> dict[str, tuple[str, bool]]:
 COMMANDS: dict[str, Command] = {
     "ping": Command(_ping, {"message": ("name", False)}),
     "auth": Command(_auth, {"password": ("name", True)}),
-    "put": Command(_put, _fields(key=("data", True), value=("data", True),
-                                 ttl=("number", False))),
+    "put": Command(_put, _fields(key=("data", True), value=("data", True), ttl=("number", False))),
     "get": Command(_get, _fields(key=("data", True))),
     "delete": Command(_delete, _fields(key=("data", True))),
     "exists": Command(_exists, _fields(key=("data", True))),
     "ttl": Command(_ttl, _fields(key=("data", True))),
     "expire": Command(_expire, _fields(key=("data", True), ttl=("number_or_null", True))),
-    "batch_put": Command(_batch_put, _fields(keys=("data_list", True),
-                                             values=("data_list", True),
-                                             ttl=("number", False))),
-    "get_range": Command(_get_range, _fields(start_key=("data", True), end_key=("data", True),
-                                             limit=("count", False))),
-    "scan": Command(_scan, _fields(prefix=("data", False), start_key=("data", False),
-                                   end_key=("data", False), limit=("count", False),
-                                   cursor=("data", False))),
+    "batch_put": Command(
+        _batch_put,
+        _fields(keys=("data_list", True), values=("data_list", True), ttl=("number", False)),
+    ),
+    "get_range": Command(
+        _get_range,
+        _fields(start_key=("data", True), end_key=("data", True), limit=("count", False)),
+    ),
+    "scan": Command(
+        _scan,
+        _fields(
+            prefix=("data", False),
+            start_key=("data", False),
+            end_key=("data", False),
+            limit=("count", False),
+            cursor=("data", False),
+        ),
+    ),
     "count": Command(_count, _fields()),
     "flush": Command(_flush, _fields()),
     "compact": Command(_compact, _fields()),

@@ -110,7 +110,7 @@ def parse_object(line: bytes) -> dict[str, Any]:
         raise ProtocolError(f"request is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(
-            f"request must be a JSON object like {{\"command\": \"ping\"}}; "
+            f'request must be a JSON object like {{"command": "ping"}}; '
             f"got a JSON {type(obj).__name__}"
         )
     return obj
@@ -134,7 +134,7 @@ def _encoding_flag(obj: dict[str, Any], flag: str) -> bool:
         return True
     if isinstance(encoding, str) and encoding.lower() in _PLAIN:
         return False
-    raise InvalidArgumentError(f"field '{flag}' must be \"base64\" or \"utf-8\"; got {encoding!r}")
+    raise InvalidArgumentError(f'field \'{flag}\' must be "base64" or "utf-8"; got {encoding!r}')
 
 
 def decode_fields(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -143,7 +143,7 @@ def decode_fields(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     ``obj`` is consumed (fields are popped from it).
     """
     if "command" not in obj:
-        raise ProtocolError("request needs a 'command' field, as in {\"command\": \"ping\"}")
+        raise ProtocolError('request needs a \'command\' field, as in {"command": "ping"}')
     command = obj.pop("command")
     if not isinstance(command, str):
         raise ProtocolError(f"field 'command' must be a string; got {type(command).__name__}")
@@ -248,7 +248,7 @@ def encode_reply(reply: dict[str, Any], request_id: Any = None) -> bytes:
         elif field == "data":
             keys, key_b64 = _texts([k for k, _ in item])
             values, value_b64 = _texts([v for _, v in item])
-            out["data"] = [[k, v] for k, v in zip(keys, values)]
+            out["data"] = [[k, v] for k, v in zip(keys, values, strict=True)]
             if key_b64:
                 out["key_encoding"] = BASE64
             if value_b64:

@@ -228,13 +228,22 @@ class Server:
             else:
                 body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
             writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype
-                + b"\r\nContent-Length: " + str(len(body)).encode("ascii")
-                + b"\r\nConnection: close\r\n\r\n" + body
+                b"HTTP/1.1 "
+                + status
+                + b"\r\nContent-Type: "
+                + ctype
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode("ascii")
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
             )
             await writer.drain()
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ConnectionError):
+        except (
+            asyncio.TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+        ):
             pass
         finally:
             writer.close()
@@ -276,7 +285,9 @@ def run(db: DB, config: ServerConfig, ready: Callable[[Server], None] | None = N
             loop.add_signal_handler(sig, server.stop)
         log.info(
             "ShaleDB listening on %s:%d (JSON lines, %s)%s",
-            config.host, server.port, loop_name,
+            config.host,
+            server.port,
+            loop_name,
             f"; metrics on port {server.metrics_port}" if server.metrics_port is not None else "",
         )
         if ready is not None:
