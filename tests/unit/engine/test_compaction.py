@@ -1,0 +1,144 @@
+"""Compaction: the pure picking policy and what survives a merge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shaledb.engine import compaction as compactions
+from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.fs import FileSystem
+from shaledb.engine.sstable import Table, TableBuilder
+from shaledb.engine.version import FileMeta, Version, VersionEdit
+from shaledb.options import Options
+
+
+class Tables:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.number = 0
+
+    def make(self, entries: list[tuple[bytes, int, int, bytes]]) -> FileMeta:
+        self.number += 1
+        path = self.root / f"{self.number:06d}.sst"
+        b = TableBuilder(FileSystem(), str(path), 256, 10)
+        for e in sorted(entries):
+            b.add(*e)
+        info = b.finish()
+        table = Table(FileSystem(), str(path), self.number, BlockCache(0))
+        return FileMeta(self.number, info.size, info.entries, info.smallest, info.largest, table)
+
+    def span(self, lo: str, hi: str, value: bytes = b"v") -> FileMeta:
+        return self.make([(lo.encode(), 0, 0, value), (hi.encode(), 0, 0, value)])
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> Tables:
+    return Tables(tmp_path)
+
+
+def _version(*placed: tuple[int, FileMeta]) -> Version:
+    v = Version()
+    for level, meta in placed:  # level 0 entries: oldest first
+        v = v.apply(VersionEdit(added=[(level, meta)]))
+    return v
+
+
+def test_nothing_to_do() -> None:
+    assert compactions.pick(Version(), Options()) is None
+    assert compactions.for_range(Version(), None, None) is None
+
+
+def test_level0_trigger(tables: Tables) -> None:
+    opts = Options(l0_compaction_trigger=2)
+    a = tables.span("a", "c")
+    v = _version((0, a))
+    assert compactions.pick(v, opts) is None
+    b = tables.span("x", "z")
+    l1_hit, l1_miss = tables.span("b", "b5"), tables.span("m", "n")
+    v = _version((1, l1_hit), (1, l1_miss), (0, a), (0, b))
+    chosen = compactions.pick(v, opts)
+    assert chosen is not None and chosen.output_level == 1
+    numbers = {(level, f.number) for level, f in chosen.input_files()}
+    # Level 0's span a..z covers every level 1 table.
+    assert numbers == {(0, a.number), (0, b.number), (1, l1_hit.number), (1, l1_miss.number)}
+
+
+def test_level0_pulls_in_only_overlapping_level1(tables: Tables) -> None:
+    opts = Options(l0_compaction_trigger=2)
+    a, b = tables.span("c", "d"), tables.span("c1", "e")
+    inside, outside = tables.span("d5", "d9"), tables.span("x", "y")
+    v = _version((1, inside), (1, outside), (0, a), (0, b))
+    chosen = compactions.pick(v, opts)
+    assert chosen is not None
+    assert {f.number for _, f in chosen.input_files()} == {a.number, b.number, inside.number}
+    assert chosen.drops_tombstones  # nothing deeper than level 1
+
+
+def test_deeper_level_over_its_size_is_compacted(tables: Tables) -> None:
+    big = tables.make([(f"k{i:04d}".encode(), 0, 0, b"x" * 100) for i in range(50)])
+    small = tables.span("a", "b")
+    below = tables.span("k0010", "k0020")
+    deeper = tables.span("k0015", "k0016")
+    opts = Options(max_bytes_for_level_base=1000, level_size_ratio=10)
+    v = _version((1, big), (1, small), (2, below), (3, deeper))
+    chosen = compactions.pick(v, opts)
+    assert chosen is not None and chosen.output_level == 2
+    assert [(level, f.number) for level, f in chosen.input_files()] == [(1, big.number), (2, below.number)]
+    assert not chosen.drops_tombstones  # level 3 overlaps
+    assert compactions.max_bytes_for_level(1, opts) == 1000
+    assert compactions.max_bytes_for_level(3, opts) == 100_000
+
+
+def test_for_range_closes_over_overlap(tables: Tables) -> None:
+    a = tables.span("a", "f")
+    b = tables.span("e", "k")  # overlaps a, not the range
+    c = tables.span("x", "z")
+    deep = tables.span("j", "m")
+    v = _version((0, a), (0, b), (0, c), (2, deep))
+    chosen = compactions.for_range(v, b"b", b"c")
+    assert chosen is not None
+    assert {f.number for _, f in chosen.input_files()} == {a.number, b.number, deep.number}
+    assert chosen.output_level == 2 and chosen.drops_tombstones
+    everything = compactions.for_range(v, None, None)
+    assert everything is not None and len(everything.input_files()) == 4
+
+
+def test_merged_entries_newest_first(tables: Tables) -> None:
+    old = tables.make([(b"k", 0, 0, b"old"), (b"o", 0, 0, b"o")])
+    new = tables.make([(b"k", 0, 0, b"new")])
+    deep = tables.make([(b"k", 0, 0, b"deep"), (b"z", 0, 0, b"z")])
+    v = _version((2, deep), (0, old), (0, new))
+    chosen = compactions.for_range(v, None, None)
+    assert chosen is not None
+    merged = list(compactions.merged_entries(chosen))
+    assert merged == [(b"k", 0, 0, b"new"), (b"o", 0, 0, b"o"), (b"z", 0, 0, b"z")]
+
+
+ENTRIES = [
+    (b"\x01dropped", 0, 0, b"x"),
+    (b"\x02alive", 0, 0, b"x"),
+    (b"\x02dead", TOMBSTONE, 0, b""),
+    (b"\x02expired", HAS_TTL | 0x20, 1000, b"x"),
+    (b"\x02later", HAS_TTL, 5000, b"x"),
+]
+
+
+def _surviving(bottom: bool) -> list:
+    c = compactions.Compaction([], 1, bottom, "test")
+    return list(compactions.surviving(iter(ENTRIES), c, 2000, lambda k: k[:1] == b"\x01"))
+
+
+def test_bottom_compaction_drops_tombstones_expired_and_dropped() -> None:
+    assert _surviving(True) == [(b"\x02alive", 0, 0, b"x"), (b"\x02later", HAS_TTL, 5000, b"x")]
+
+
+def test_upper_compaction_keeps_tombstones_and_turns_expired_into_tombstones() -> None:
+    assert _surviving(False) == [
+        (b"\x02alive", 0, 0, b"x"),
+        (b"\x02dead", TOMBSTONE, 0, b""),
+        (b"\x02expired", TOMBSTONE | 0x20, 0, b""),
+        (b"\x02later", HAS_TTL, 5000, b"x"),
+    ]
