@@ -129,7 +129,7 @@ def _open(data_dir: str | None, connect: str | None) -> ShellDB:
 @click.command("shell", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False),
+    type=click.Path(),
     default=None,
     help=f"The database directory (default {DEFAULT_DATA_DIR}); created when missing.",
 )

@@ -35,7 +35,7 @@ class ShellTable(Protocol):
     def get(self, key: str) -> Any: ...
     def delete(self, key: str) -> bool: ...
     def ttl(self, key: str) -> float | None: ...
-    def scan(self, prefix: str | None = None, limit: int | None = None) -> Iterator[Any]: ...
+    def scan(self, *, prefix: str | None = None, limit: int | None = None) -> Iterator[Any]: ...
     def count(self) -> int: ...
     def flush(self) -> None: ...
     def compact(self) -> None: ...
@@ -275,8 +275,11 @@ class Shell:
             self.write(f"  {command.usage.ljust(width)}  {command.summary}")
 
     def _exit(self, arg: str) -> None:
-        if arg:
-            raise UsageError(f"usage: {COMMANDS['exit'].usage}")
+        self._names(arg, "exit", 0)
+        self.finished = True
+
+    def _quit(self, arg: str) -> None:
+        self._names(arg, "quit", 0)
         self.finished = True
 
 
@@ -344,7 +347,7 @@ _TABLE = (
     ("exit", "", "Leave the shell.", "End of input (Ctrl-D) leaves it too.",
      "exit", "", Shell._exit),
     ("quit", "", "Leave the shell (same as exit).", "",
-     "quit", "", Shell._exit),
+     "quit", "", Shell._quit),
 )
 # fmt: on
 

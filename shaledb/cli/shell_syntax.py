@@ -26,7 +26,8 @@ from shaledb.errors import InvalidArgumentError
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 #: A text ending in whitespace and a number: the number is a ttl or a limit.
 _TRAILING_NUMBER = re.compile(rf"(?P<head>.*?)\s+(?P<number>{_NUMBER})", re.DOTALL)
-_DECODER = json.JSONDecoder()
+#: Lenient about raw control characters (a tab typed inside quotes stays a tab).
+_DECODER = json.JSONDecoder(strict=False)
 
 
 class UsageError(InvalidArgumentError):
@@ -50,7 +51,11 @@ def read_quoted(text: str) -> tuple[str, str]:
     try:
         decoded, end = _DECODER.raw_decode(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"bad quoted text {text!r}: {exc.msg} (column {exc.colno})") from None
+        # The decoder's messages end in " at" or " starting at", before a position.
+        what = exc.msg.removesuffix(" at").removesuffix(" starting")
+        raise UsageError(
+            f"bad quoted text {text!r}: {what[:1].lower()}{what[1:]} at column {exc.colno}"
+        ) from None
     if not isinstance(decoded, str):  # raw_decode of '"...' only ever yields a str
         raise UsageError(f"bad quoted text {text!r}")
     return decoded, text[end:]
