@@ -23,7 +23,7 @@ from shaledb.arguments import (
     value_bytes,
 )
 from shaledb.engine.base import Engine, Op
-from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.entry import HAS_TTL, KEY_STR, TOMBSTONE, VALUE_STR
 from shaledb.errors import InvalidArgumentError, InvalidTypeError, NotFoundError
 from shaledb.keyspace import (
     DEFAULT_NAMESPACE,
@@ -33,9 +33,14 @@ from shaledb.keyspace import (
     prefix_end,
     table_prefix,
 )
-from shaledb.options import Options
+from shaledb.options import MAX_KEY_BYTES, MAX_VALUE_BYTES, Options
 
 __all__ = ["DB", "Namespace", "Table", "WriteBatch", "open"]
+
+_STR_STR = KEY_STR | VALUE_STR
+#: str lengths that cannot exceed the byte limits once UTF-8 encoded (4 bytes a char at most).
+_SAFE_CHARS = MAX_KEY_BYTES
+_SAFE_VALUE_CHARS = MAX_VALUE_BYTES // 4
 
 
 class Table:
@@ -86,7 +91,25 @@ class Table:
             InvalidTypeError: key or value is not str/bytes, or ttl is not a number.
             InvalidArgumentError: empty or oversized key, oversized value, ttl <= 0.
         """
-        self._engine.write((self._put_op(key, value, ttl),))
+        # Fast path for the common case; anything unusual goes the checked way below.
+        if ttl is None and type(key) is str and type(value) is str:
+            if 0 < len(key) <= _SAFE_CHARS and len(value) <= _SAFE_VALUE_CHARS and key.isascii():
+                try:
+                    raw = value.encode()
+                except UnicodeEncodeError:
+                    pass  # the checked path below reports it
+                else:
+                    self._engine.put(_STR_STR, self._prefix + key.encode(), raw)
+                    return
+        elif ttl is None and type(key) is bytes and type(value) is bytes:
+            if 0 < len(key) <= MAX_KEY_BYTES and len(value) <= MAX_VALUE_BYTES:
+                self._engine.put(0, self._prefix + key, value)
+                return
+        op = self._put_op(key, value, ttl)
+        if ttl is None:
+            self._engine.put(op[0], op[1], op[3])
+        else:
+            self._engine.write((op,))
 
     set = put
 

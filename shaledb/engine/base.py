@@ -41,6 +41,10 @@ class Engine(Protocol):
         """
         ...
 
+    def put(self, flags: int, key: bytes, value: bytes) -> None:
+        """Exactly ``write([(flags, key, 0, value)])``: a put without expiry (the hot path)."""
+        ...
+
     def get(self, key: bytes) -> Found | None:
         """The live entry for ``key``; None when missing, deleted or expired."""
         ...

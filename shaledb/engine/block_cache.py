@@ -23,14 +23,16 @@ class BlockCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, int]) -> Block | None:
-        with self._lock:
-            block = self._blocks.get(key)
-            if block is None:
-                self.misses += 1
-                return None
+        # No lock on the hit path: each OrderedDict call is atomic under the GIL, and a
+        # block evicted between the two calls is simply a miss. Counters may undercount.
+        try:
+            block = self._blocks[key]
             self._blocks.move_to_end(key)
-            self.hits += 1
-            return block
+        except KeyError:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return block
 
     def put(self, key: tuple[int, int], block: Block) -> None:
         size = block.memory_bytes()
@@ -42,7 +44,7 @@ class BlockCache:
                 self.used -= old.memory_bytes()
             self._blocks[key] = block
             self.used += size
-            while self.used > self.capacity:
+            while self.used > self.capacity and self._blocks:
                 _, evicted = self._blocks.popitem(last=False)
                 self.used -= evicted.memory_bytes()
 

@@ -49,6 +49,9 @@ class MemoryEngine:
                     self._data[key] = (flags, expire_ms, value)
             return True
 
+    def put(self, flags: int, key: bytes, value: bytes) -> None:
+        self.write(((flags, key, 0, value),))
+
     def get(self, key: bytes) -> Found | None:
         self._check_open()
         found: Found | None = self._data.get(key)

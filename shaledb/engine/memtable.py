@@ -16,7 +16,14 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
+from operator import itemgetter
+
 from shaledb.engine.base import Entry, Found
+from shaledb.engine.block import value_with_expiry
+from shaledb.engine.entry import HAS_TTL
+
+_first = itemgetter(0)
+_third = itemgetter(2)
 
 #: Approximate bytes of Python bookkeeping per entry, beyond the key and value bytes.
 ENTRY_OVERHEAD = 96
@@ -91,6 +98,18 @@ class MemTable:
         keys = self._key_range(lo, hi)
         for k in reversed(keys) if reverse else keys:
             yield (k, *entries[k])
+
+    def columns(self) -> tuple[list[bytes], bytes, list[bytes]]:
+        """``(keys, flags, stored values)`` in key order, values prefixed by their expiry
+        where they have one (the SSTable layout); built with C-level maps for flushing."""
+        keys = self.sorted_keys()
+        found = list(map(self.entries.__getitem__, keys))
+        flags = bytes(map(_first, found))
+        if any(map(HAS_TTL.__and__, flags)):
+            stored = [value_with_expiry(*f) for f in found]
+        else:
+            stored = list(map(_third, found))
+        return keys, flags, stored
 
     def __iter__(self) -> Iterator[Entry]:
         """Every entry in key order (tombstones and expired entries included)."""

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from shaledb.engine.base import Op
 from shaledb.engine.entry import HAS_TTL
 from shaledb.engine.fs import AppendFile, FileSystem
+from shaledb.engine.checksum import crc32c
 from shaledb.engine.record_log import WAL_BATCH, frame
 from shaledb.errors import CorruptionError, StorageError
 
@@ -30,6 +31,9 @@ _EXPIRE = struct.Struct("<Q")
 
 
 _SINGLE_HEADER = struct.Struct("<QIBII")
+#: Record length and type, then the batch header and one operation header (21 bytes of payload).
+_PUT_BODY = struct.Struct("<IBQIBII")
+_CRC = struct.Struct("<I")
 
 
 def encode_batch(seq: int, ops: Sequence[Op]) -> bytes:
@@ -116,6 +120,16 @@ class WriteAheadLog:
     def append(self, seq: int, ops: Sequence[Op]) -> int:
         """Append one batch; returns the log position to pass to :meth:`sync_to`."""
         record = frame(WAL_BATCH, encode_batch(seq, ops))
+        self._file.write(record)
+        self._written += len(record)
+        return self._written
+
+    def append_put(self, seq: int, flags: int, key: bytes, value: bytes) -> int:
+        """:meth:`append` for a batch of one put without TTL, in fewer steps (same bytes)."""
+        body = _PUT_BODY.pack(21 + len(key) + len(value), WAL_BATCH, seq, 1, flags, len(key), len(value))
+        body += key
+        body += value
+        record = _CRC.pack(crc32c(body)) + body
         self._file.write(record)
         self._written += len(record)
         return self._written

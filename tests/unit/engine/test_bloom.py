@@ -51,14 +51,24 @@ def test_zero_bits_means_no_filter() -> None:
 
 def test_tiny_and_empty_key_sets() -> None:
     data = bloom.build([b"only"], 10)
-    assert len(data) == 64 // 8 + 1  # at least 64 bits, then the probe count
+    assert len(data) == 64 // 8 + 1  # one 64-bit word, then the filter kind
     assert BloomFilter(data).may_contain(b"only")
     empty = BloomFilter(bloom.build([], 10))
     assert not any(empty.may_contain(k) for k in _keys("k", 100))
 
 
-def test_probe_count() -> None:
-    assert bloom.probes_for(10) == 6
-    assert bloom.probes_for(1) == 1
-    assert bloom.probes_for(1000) == 30
-    assert bloom.build([b"k"], 10)[-1] == 6
+def test_each_key_sets_at_most_five_bits_of_one_word() -> None:
+    import zlib
+
+    for key in _keys("k", 200):
+        assert 1 <= bin(bloom.mask(zlib.crc32(key))).count("1") <= bloom.PROBES
+    data = bloom.build([b"k"], 10)
+    assert data[-1] == bloom.BLOCKED_64
+    assert 1 <= bin(int.from_bytes(data[:8], "little")).count("1") <= 5
+
+
+def test_unknown_filter_kind_is_rejected() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown filter"):
+        BloomFilter(bytes(8) + b"\x09")
