@@ -134,3 +134,21 @@ def test_close_is_safe_twice_and_leaves_the_log_complete(tmp_path: Path) -> None
     wal.close()
     assert _read_log(path) == [(1, OPS)]
     assert os.path.exists(path)
+
+
+@pytest.mark.parametrize("key,value", [(b"k", b"v"), (b"\x00key", b""), (b"k" * 300, b"v" * 70000)])
+def test_single_put_fast_path_writes_the_same_bytes_as_a_batch(
+    tmp_path: Path, key: bytes, value: bytes
+) -> None:
+    fs = FileSystem()
+    fast = WriteAheadLog(fs, str(tmp_path / "fast.wal"), "never")
+    general = WriteAheadLog(fs, str(tmp_path / "general.wal"), "never")
+    fast.append_put(7, KEY_STR, key, value)
+    general.append(7, [(KEY_STR, key, 0, value)])
+    fast.close()
+    general.close()
+    data = (tmp_path / "fast.wal").read_bytes()
+    assert data == (tmp_path / "general.wal").read_bytes()
+    records, end = read_records(data, "fast.wal", tail_may_be_torn=False)
+    assert end == len(data)
+    assert decode_batch(records[0][1]) == (7, [(KEY_STR, key, 0, value)])
