@@ -174,11 +174,16 @@ class Table:
 
     def get(self, key: Data, default: Any = None) -> Any:
         """The value of ``key`` in the type it was written with; ``default`` if missing."""
-        kb, _ = key_bytes(key)
-        found = self._engine.get(self._prefix + kb)
+        # Fast path for plain keys; key_bytes() checks and explains everything else.
+        if type(key) is bytes and 0 < len(key) <= MAX_KEY_BYTES:
+            found = self._engine.get(self._prefix + key)
+        elif type(key) is str and 0 < len(key) <= MAX_KEY_BYTES and key.isascii():
+            found = self._engine.get(self._prefix + key.encode())
+        else:
+            found = self._engine.get(self._prefix + key_bytes(key)[0])
         if found is None:
             return default
-        return decode_value(found[2], found[0])
+        return found[2].decode() if found[0] & VALUE_STR else found[2]
 
     def __getitem__(self, key: Data) -> Data:
         kb, _ = key_bytes(key)
