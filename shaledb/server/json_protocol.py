@@ -21,7 +21,13 @@ from typing import Any
 
 import orjson
 
-from shaledb.errors import InvalidArgumentError, InvalidTypeError, ProtocolError, ShaleDBError
+from shaledb.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ProtocolError,
+    ServerError,
+    ShaleDBError,
+)
 from shaledb.server.commands import INTERNAL_CODE, Session, error_code
 
 log = logging.getLogger("shaledb.server")
@@ -191,7 +197,10 @@ def respond(session: Session, line: bytes) -> bytes:
         return encode_error(exc, request_id)
     except Exception as exc:  # a bug: answer it, keep the connection and the server up
         log.exception("internal error on request %.200r", line)
-        return encode_error(exc, request_id, INTERNAL_CODE)
+        internal = ServerError(
+            f"internal server error ({type(exc).__name__}: {exc}); the server log has details"
+        )
+        return encode_error(internal, request_id, INTERNAL_CODE)
     return encode_reply(reply, request_id)
 
 

@@ -282,7 +282,10 @@ def run(db: DB, config: ServerConfig, ready: Callable[[Server], None] | None = N
         await server.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, server.stop)
+            try:
+                loop.add_signal_handler(sig, server.stop)
+            except NotImplementedError:  # Windows: no loop signal handlers
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(server.stop))
         log.info(
             "ShaleDB listening on %s:%d (JSON lines, %s)%s",
             config.host,

@@ -49,8 +49,16 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
 
+    def _new_log(self) -> Path:
+        # One log per start, so that a restart cannot mistake the last run's lines.
+        n = 1
+        while (path := self.data_dir.parent / f"{self.data_dir.name}-server-{n}.log").exists():
+            n += 1
+        return path
+
     def start(self) -> ServerProcess:
         self.port = self.port or free_port()
+        self.log_path = self._new_log()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it while it runs
         self.proc = subprocess.Popen(
             [
@@ -63,7 +71,7 @@ class ServerProcess:
                 "--data-dir",
                 str(self.data_dir),
                 "--log-level",
-                "warning",
+                "info",
                 *self.args,
             ],
             stdout=log,
@@ -72,15 +80,16 @@ class ServerProcess:
             cwd=ROOT,
         )
         log.close()
+        # Wait for this process's own "listening" line: a connect alone could reach
+        # another process that took the port in the meantime (tests run in parallel).
+        ready = f"listening on 127.0.0.1:{self.port} "
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            if ready in self.log():
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         self.kill()
         raise AssertionError(f"server did not start listening:\n{self.log()}")
 
