@@ -348,16 +348,17 @@ class RemoteTable(_TableMethods):
 
     def __init__(self, client: KVClient, namespace: str, name: str) -> None:
         self.client = client
-        self.namespace = namespace
+        #: The table's namespace and name, as on :class:`shaledb.Table`.
+        self.namespace_name = namespace
         self.name = name
 
     def __repr__(self) -> str:
-        return f"<shaledb.RemoteTable {self.namespace}:{self.name}>"
+        return f"<shaledb.RemoteTable {self.namespace_name}:{self.name}>"
 
     def _call(
         self, command: str, fields: dict[str, Any], idempotent: bool = True
     ) -> dict[str, Any]:
-        fields = {**fields, "namespace": self.namespace, "table": self.name}
+        fields = {**fields, "namespace": self.namespace_name, "table": self.name}
         return self.client._call(command, fields, idempotent)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shaledb.db import DB, Namespace, Table
+from shaledb.db import DB, Table
 from shaledb.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -367,25 +367,19 @@ def _list_namespaces(session: Session, args: dict[str, Any]) -> dict[str, Any]:
 
 def _create_table(session: Session, args: dict[str, Any]) -> dict[str, Any]:
     namespace = args.get("namespace", DEFAULT_NAMESPACE)
-    _namespace(session.db, namespace).create_table(args["table"])
+    session.db.namespace(namespace).create_table(args["table"])
     return {"message": f"Created table: {namespace}:{args['table']}"}
 
 
 def _drop_table(session: Session, args: dict[str, Any]) -> dict[str, Any]:
     namespace = args.get("namespace", DEFAULT_NAMESPACE)
-    _namespace(session.db, namespace).drop_table(args["table"])
+    session.db.namespace(namespace).drop_table(args["table"])
     return {"message": f"Dropped table: {namespace}:{args['table']}"}
 
 
 def _list_tables(session: Session, args: dict[str, Any]) -> dict[str, Any]:
     namespace = args.get("namespace", DEFAULT_NAMESPACE)
-    return {"tables": _namespace(session.db, namespace).list_tables()}
-
-
-def _namespace(db: DB, name: str) -> Namespace:
-    # Not `db.namespace(name)`: Table.__init__ sets an instance attribute `namespace`
-    # (the table's namespace name) that hides DB.namespace on a DB instance.
-    return DB.namespace(db, name)
+    return {"tables": session.db.namespace(namespace).list_tables()}
 
 
 def _fields(**fields: tuple[str, bool]) -> dict[str, tuple[str, bool]]:

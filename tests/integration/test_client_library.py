@@ -150,7 +150,7 @@ def test_db_like_api_for_the_shell(client: KVClient) -> None:
     client.drop_namespace("iti")
     with pytest.raises(NotFoundError):
         client.namespace("iti")
-    assert client.table("default").namespace == "default"
+    assert client.table("default").namespace_name == "default"
 
 
 def test_connect_failure_and_closed_client() -> None:
