@@ -13,6 +13,7 @@ Only one version per key is kept, so snapshots of the active memtable are copies
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
@@ -40,7 +41,9 @@ class MemTable:
         approximate_bytes: keys + values + per-entry overhead.
     """
 
-    __slots__ = ("entries", "wal_number", "last_seq", "approximate_bytes", "_sorted", "_pending")
+    __slots__ = (
+        "entries", "wal_number", "last_seq", "approximate_bytes", "_sorted", "_pending", "_sort_lock"
+    )
 
     def __init__(self, wal_number: int) -> None:
         self.entries: dict[bytes, Found] = {}
@@ -49,6 +52,8 @@ class MemTable:
         self.approximate_bytes = 0
         self._sorted: list[bytes] = []
         self._pending: list[bytes] = []
+        # An immutable memtable is sorted by the flusher and by scans at the same time.
+        self._sort_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -66,6 +71,13 @@ class MemTable:
 
     def sorted_keys(self) -> list[bytes]:
         """Every key, sorted. The list is shared: callers must not change it."""
+        if not self._pending:
+            return self._sorted
+        with self._sort_lock:
+            self._merge_pending()
+        return self._sorted
+
+    def _merge_pending(self) -> None:
         pending = self._pending
         if pending:
             if len(pending) <= _INSORT_LIMIT:
@@ -76,7 +88,6 @@ class MemTable:
                 # Two sorted runs: the sort merges them in linear time.
                 self._sorted = sorted(self._sorted + pending)
             self._pending = []
-        return self._sorted
 
     def _key_range(self, lo: bytes, hi: bytes | None) -> list[bytes]:
         keys = self.sorted_keys()
