@@ -96,6 +96,11 @@ class LSMEngine:
         numbered = [p for p in map(filenames.parse, names) if p is not None]
         if state is None:
             leftovers = [n for n in names if filenames.parse(n) is not None]
+            if leftovers and self._only_empty_start(leftovers):
+                # A crash during the very first open, before CURRENT: nothing was stored.
+                for name in leftovers:
+                    fs.remove(filenames.path(directory, name))
+                leftovers, numbered = [], []
             if leftovers:
                 raise CorruptionError(
                     f"{directory}: CURRENT is missing but database files exist "
@@ -121,6 +126,20 @@ class LSMEngine:
         self._manifest = self._new_manifest(wal_number)
         self._publish()
         self._remove_obsolete(wal_number)
+
+    def _only_empty_start(self, names: list[str]) -> bool:
+        """Whether ``names`` are only what a first open writes before CURRENT: empty WALs
+        and manifests holding no table."""
+        for name in names:
+            kind, _ = filenames.parse(name) or (None, 0)
+            path = filenames.path(self.directory, name)
+            if kind is FileKind.TABLE:
+                return False
+            if kind is FileKind.WAL and self._fs.size(path) > 0:
+                return False
+            if kind is FileKind.MANIFEST and b'"add"' in self._fs.read_all(path):
+                return False
+        return True
 
     def _open_levels(self, state: ManifestState) -> list[list[FileMeta]]:
         levels: list[list[FileMeta]] = [[] for _ in range(NUM_LEVELS)]
@@ -228,7 +247,11 @@ class LSMEngine:
                 return True
             seq = self._seq + 1
             self._seq += len(ops)
-            position = self._wal.append(seq, ops)
+            try:
+                position = self._wal.append(seq, ops)
+            except StorageError as exc:
+                self._stop_writes(exc)
+                raise
             mem = self._mem
             for flags, key, expire_ms, value in ops:
                 mem.put(key, flags, expire_ms, value)
@@ -248,7 +271,11 @@ class LSMEngine:
                 self._check_usable()
                 self._make_room()
             self._seq = seq = self._seq + 1
-            position = self._wal.append_put(seq, flags, key, value)
+            try:
+                position = self._wal.append_put(seq, flags, key, value)
+            except StorageError as exc:
+                self._stop_writes(exc)
+                raise
             mem = self._mem
             mem.put(key, flags, 0, value)
             mem.last_seq = seq
@@ -256,6 +283,11 @@ class LSMEngine:
                 self._rotate()
         if self._sync_always:
             self._wal.sync_to(position)
+
+    def _stop_writes(self, exc: StorageError) -> None:
+        """Refuse every later write: a failed append may have left part of a record in the
+        WAL, and a record after it would turn that torn tail into mid-log damage."""
+        self._bg_error = exc
 
     def _memtable_full(self, mem: MemTable) -> bool:
         limit = self.options.memtable_entries

@@ -328,10 +328,6 @@ class FailingFS(FileSystem):
         return FailingWrites(f.path, f.fd, f.size)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a WAL append that fails half way leaves a partial record; the engine keeps "
-    "accepting writes after it, so the next open finds damage in the middle of the WAL"
-))
 def test_a_failed_wal_append_does_not_make_later_writes_unrecoverable(data_dir: Path) -> None:
     engine = LSMEngine(str(data_dir), Options(), fs=FailingFS())
     engine.write([(0, b"a", 0, b"1")])
@@ -359,11 +355,6 @@ class CrashBeforeCurrent(FileSystem):
         raise StorageError("simulated crash before CURRENT was written")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a crash during the very first open (after the WAL and manifest are created, before "
-    "CURRENT) leaves a directory that every later open refuses with CorruptionError, "
-    "although it holds no data"
-))
 def test_a_crash_during_the_first_open_leaves_an_openable_directory(data_dir: Path) -> None:
     with pytest.raises(StorageError):
         LSMEngine(str(data_dir), Options(), fs=CrashBeforeCurrent())
