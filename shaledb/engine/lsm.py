@@ -129,7 +129,8 @@ class LSMEngine:
 
     def _only_empty_start(self, names: list[str]) -> bool:
         """Whether ``names`` are only what a first open writes before CURRENT: empty WALs
-        and manifests holding no table."""
+        and manifests holding no table and no catalog (the first snapshot has neither; a
+        catalog means namespaces or tables were created, which a reset would lose)."""
         for name in names:
             kind, _ = filenames.parse(name) or (None, 0)
             path = filenames.path(self.directory, name)
@@ -137,8 +138,10 @@ class LSMEngine:
                 return False
             if kind is FileKind.WAL and self._fs.size(path) > 0:
                 return False
-            if kind is FileKind.MANIFEST and b'"add"' in self._fs.read_all(path):
-                return False
+            if kind is FileKind.MANIFEST:
+                manifest = self._fs.read_all(path)
+                if b'"add"' in manifest or b'"catalog"' in manifest:
+                    return False
         return True
 
     def _open_levels(self, state: ManifestState) -> list[list[FileMeta]]:

@@ -182,3 +182,13 @@ def test_recovered_wal_is_flushed_and_removed(data_dir: Path) -> None:
         assert db.stats()["levels"][0]["files"] == 1
         assert db.stats()["memtable_entries"] == 0
     assert wal[0] not in files(data_dir, ".wal")
+
+
+def test_missing_current_of_a_database_holding_only_its_catalog_is_corruption(data_dir: Path) -> None:
+    """No data yet, but namespaces and tables: losing CURRENT must not silently reset them."""
+    with shaledb.open(str(data_dir)) as db:
+        db.create_namespace("ns").create_table("t")
+    (data_dir / "CURRENT").unlink()
+    with pytest.raises(CorruptionError, match="CURRENT"):
+        shaledb.open(str(data_dir))
+    assert [n for n in os.listdir(data_dir) if n.startswith("MANIFEST-")]
