@@ -697,3 +697,28 @@ def test_readers_never_see_wrong_data_during_writes_and_compactions(db: shaledb.
         th.join()
     assert errors == []
     assert db.get("k59") == "k59=359" and db.get("pair:a") == "399"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a Table handle taken before drop_table still reads the dropped data and accepts "
+    "writes, which a later compaction silently discards"
+))
+def test_a_handle_to_a_dropped_table_is_refused(db: shaledb.DB) -> None:
+    ns = db.create_namespace("ns")
+    t = ns.create_table("t")
+    t.put("old", "1")
+    ns.drop_table("t")
+    try:
+        assert t.get("old") is None
+    except NotFoundError:
+        pass
+    with pytest.raises(NotFoundError):
+        t.put("new", "2")
+
+
+@pytest.mark.xfail(strict=True, reason="stats() and the catalog reads still answer after close()")
+def test_stats_and_catalog_reads_after_close_raise_closed_error(db: shaledb.DB) -> None:
+    db.close()
+    for call in (db.stats, db.list_namespaces, lambda: db.namespace("default").list_tables()):
+        with pytest.raises(ClosedError):
+            call()
