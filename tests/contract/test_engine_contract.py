@@ -218,8 +218,12 @@ def test_concurrent_writers_and_readers(engine: Any) -> None:
     def writer(t: int) -> None:
         try:
             for i in range(60):
-                engine.write([put(f"w{t}-{i:03d}".encode(), f"{t}:{i}".encode()),
-                              put(f"pair{t}".encode(), f"{i}".encode())])
+                engine.write(
+                    [
+                        put(f"w{t}-{i:03d}".encode(), f"{t}:{i}".encode()),
+                        put(f"pair{t}".encode(), f"{i}".encode()),
+                    ]
+                )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -261,7 +265,9 @@ def test_over_round_trips_types(over: shaledb.DB) -> None:
     over.put("s", "text")
     over.put(b"b", b"\x00bytes")
     over.put("mixed", b"raw")
-    assert over.get("s") == "text" and over.get(b"b") == b"\x00bytes" and over.get("mixed") == b"raw"
+    assert (
+        over.get("s") == "text" and over.get(b"b") == b"\x00bytes" and over.get("mixed") == b"raw"
+    )
     assert over.get(b"s") == "text"  # the same key, either type
     assert list(over.scan()) == [(b"b", b"\x00bytes"), ("mixed", b"raw"), ("s", "text")]
 
@@ -320,10 +326,18 @@ def test_memory_and_lsm_agree_on_a_workload(tmp_path: Path, new_clock: Any) -> N
 
     clock = new_clock()
     memory = MemoryEngine(Options(clock=clock))
-    lsm = LSMEngine(str(tmp_path / "db"), Options(
-        clock=clock, memtable_entries=10, block_size=128, target_file_bytes=1024,
-        l0_compaction_trigger=2, max_bytes_for_level_base=2048, level_size_ratio=2,
-    ))
+    lsm = LSMEngine(
+        str(tmp_path / "db"),
+        Options(
+            clock=clock,
+            memtable_entries=10,
+            block_size=128,
+            target_file_bytes=1024,
+            l0_compaction_trigger=2,
+            max_bytes_for_level_base=2048,
+            level_size_ratio=2,
+        ),
+    )
     rng = random.Random(5)
     try:
         for step in range(1500):

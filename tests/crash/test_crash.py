@@ -42,7 +42,10 @@ def run_child_until_killed(
 ) -> list[str]:
     proc = subprocess.Popen(
         [sys.executable, str(CHILD), str(directory), str(seed), mode],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     lines: list[str] = []
     ready = threading.Event()
@@ -92,14 +95,18 @@ def replay(lines: list[str], state: dict[str, str]) -> tuple[dict[str, str], lis
 
 @pytest.mark.crash
 @pytest.mark.parametrize("mode", ["always", "everysec", "never"])
-def test_acknowledged_writes_survive_sigkill(tmp_path: Path, mode: str, subprocess_env: dict) -> None:
+def test_acknowledged_writes_survive_sigkill(
+    tmp_path: Path, mode: str, subprocess_env: dict
+) -> None:
     directory = tmp_path / "db"
     rng = random.Random(f"crash-{mode}")
     state: dict[str, str] = {}
     total_acked = 0
     for round_ in range(ROUNDS):
         seed = round_ + 1
-        lines = run_child_until_killed(directory, seed, mode, rng.uniform(0.05, 0.5), subprocess_env)
+        lines = run_child_until_killed(
+            directory, seed, mode, rng.uniform(0.05, 0.5), subprocess_env
+        )
         acknowledged, pending, acked = replay(lines, state)
         total_acked += acked
         with shaledb.open(str(directory)) as db:
@@ -122,7 +129,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path, mode: str, subproce
 
 
 @pytest.mark.crash
-def test_reopen_after_kill_then_more_writes_then_clean_close(tmp_path: Path, subprocess_env: dict) -> None:
+def test_reopen_after_kill_then_more_writes_then_clean_close(
+    tmp_path: Path, subprocess_env: dict
+) -> None:
     directory = tmp_path / "db"
     lines = run_child_until_killed(directory, 99, "never", 0.3, subprocess_env)
     state, pending, _ = replay(lines, {})

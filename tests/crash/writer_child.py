@@ -26,8 +26,14 @@ def main() -> None:
     directory, seed, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rng = random.Random(seed)
     db = shaledb.open(
-        directory, fsync=mode, memtable_size=8, block_size=256, target_file_bytes=2048,
-        l0_compaction_trigger=2, max_bytes_for_level_base=4096, level_size_ratio=2,
+        directory,
+        fsync=mode,
+        memtable_size=8,
+        block_size=256,
+        target_file_bytes=2048,
+        l0_compaction_trigger=2,
+        max_bytes_for_level_base=4096,
+        level_size_ratio=2,
     )
     out = sys.stdout
     out.write("READY\n")

@@ -72,7 +72,9 @@ def test_wal_truncated_inside_its_last_record(wal_db: Path, data_dir: Path, keep
 
 
 @pytest.mark.parametrize("tail", [b"\x00" * 5000, b"\x00", os.urandom(300), b"\xff" * 64])
-def test_wal_with_zeros_or_garbage_after_a_torn_record(wal_db: Path, data_dir: Path, tail: bytes) -> None:
+def test_wal_with_zeros_or_garbage_after_a_torn_record(
+    wal_db: Path, data_dir: Path, tail: bytes
+) -> None:
     last = record_starts(wal_db)[-1]
     os.truncate(wal_db, last + 20)
     with open(wal_db, "ab") as f:
@@ -87,7 +89,9 @@ def test_wal_with_zeros_after_complete_records_loses_nothing(wal_db: Path, data_
         assert db.count() == 20
 
 
-def test_damage_in_the_middle_of_the_wal_is_an_error_naming_file_and_offset(wal_db: Path, data_dir: Path) -> None:
+def test_damage_in_the_middle_of_the_wal_is_an_error_naming_file_and_offset(
+    wal_db: Path, data_dir: Path
+) -> None:
     starts = record_starts(wal_db)
     damaged = starts[3]
     flip(wal_db, damaged + HEADER_SIZE + 15)
@@ -171,14 +175,18 @@ def test_flipped_footer_byte_fails_the_open_naming_the_file(
     assert sst.name in str(info.value)
 
 
-def test_truncated_table_fails_the_open(sst_db: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+def test_truncated_table_fails_the_open(
+    sst_db: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
     sst, _ = sst_db
     os.truncate(sst, sst.stat().st_size - 100)
     with pytest.raises(CorruptionError, match=sst.name):
         shaledb.open(str(data_dir))
 
 
-def test_missing_live_table_fails_the_open(sst_db: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+def test_missing_live_table_fails_the_open(
+    sst_db: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
     sst, _ = sst_db
     sst.unlink()
     with pytest.raises(CorruptionError, match="missing"):
@@ -190,9 +198,8 @@ def test_corruption_met_by_a_compaction_is_reported_not_hidden(
 ) -> None:
     sst, contents = sst_db
     flip(sst, 40)
-    with shaledb.open(str(data_dir)) as db:
-        with pytest.raises(CorruptionError, match=sst.name):
-            db.compact()
+    with shaledb.open(str(data_dir)) as db, pytest.raises(CorruptionError, match=sst.name):
+        db.compact()
     # Nothing was lost by the failed compaction: the good blocks still read.
     with shaledb.open(str(data_dir)) as db:
         last = sorted(contents)[-1]

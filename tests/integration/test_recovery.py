@@ -13,8 +13,14 @@ import pytest
 import shaledb
 from shaledb.errors import CorruptionError
 
-SMALL = dict(memtable_size=8, block_size=256, target_file_bytes=2048, l0_compaction_trigger=2,
-             max_bytes_for_level_base=4096, level_size_ratio=2)
+SMALL = dict(
+    memtable_size=8,
+    block_size=256,
+    target_file_bytes=2048,
+    l0_compaction_trigger=2,
+    max_bytes_for_level_base=4096,
+    level_size_ratio=2,
+)
 
 
 def files(directory: Path, suffix: str) -> list[str]:
@@ -107,12 +113,19 @@ def expected_after_abandon() -> dict[str, str]:
     return model
 
 
-@pytest.mark.parametrize("mode,memtable", [("always", 1000), ("everysec", 7), ("never", 7), ("never", 100000)])
+@pytest.mark.parametrize(
+    "mode,memtable", [("always", 1000), ("everysec", 7), ("never", 7), ("never", 100000)]
+)
 def test_data_survives_a_process_that_exits_without_close(
     data_dir: Path, subprocess_env: dict, mode: str, memtable: int
 ) -> None:
-    proc = subprocess.run([sys.executable, "-c", ABANDON, str(data_dir), mode, str(memtable)],
-                          capture_output=True, text=True, env=subprocess_env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", ABANDON, str(data_dir), mode, str(memtable)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=120,
+    )
     assert proc.stdout == "DONE\n", proc.stderr
     with shaledb.open(str(data_dir)) as db:  # the lock died with the process
         assert dict(db.scan()) == expected_after_abandon()
@@ -184,7 +197,9 @@ def test_recovered_wal_is_flushed_and_removed(data_dir: Path) -> None:
     assert wal[0] not in files(data_dir, ".wal")
 
 
-def test_missing_current_of_a_database_holding_only_its_catalog_is_corruption(data_dir: Path) -> None:
+def test_missing_current_of_a_database_holding_only_its_catalog_is_corruption(
+    data_dir: Path,
+) -> None:
     """No data yet, but namespaces and tables: losing CURRENT must not silently reset them."""
     with shaledb.open(str(data_dir)) as db:
         db.create_namespace("ns").create_table("t")

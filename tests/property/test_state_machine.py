@@ -54,9 +54,15 @@ class ShaleDBMachine(RuleBasedStateMachine):
 
     def _open(self) -> shaledb.DB:
         return shaledb.open(
-            self.dir, memtable_size=8, block_size=128, target_file_bytes=512,
-            l0_compaction_trigger=2, max_bytes_for_level_base=1024, level_size_ratio=2,
-            fsync="never", clock=self.clock,
+            self.dir,
+            memtable_size=8,
+            block_size=128,
+            target_file_bytes=512,
+            l0_compaction_trigger=2,
+            max_bytes_for_level_base=1024,
+            level_size_ratio=2,
+            fsync="never",
+            clock=self.clock,
         )
 
     def teardown(self) -> None:
@@ -154,8 +160,12 @@ class ShaleDBMachine(RuleBasedStateMachine):
         expected = [(k, v) for k, v in self._live() if sort_key(lo) <= sort_key(k) <= sort_key(hi)]
         assert self.db.get_range(lo, hi) == expected
 
-    @rule(reverse=st.booleans(), limit=st.one_of(st.none(), st.integers(0, 6)),
-          start=st.one_of(st.none(), KEYS), prefix=st.sampled_from([None, "k", "z", b"\xff", ""]))
+    @rule(
+        reverse=st.booleans(),
+        limit=st.one_of(st.none(), st.integers(0, 6)),
+        start=st.one_of(st.none(), KEYS),
+        prefix=st.sampled_from([None, "k", "z", b"\xff", ""]),
+    )
     def scan(self, reverse: bool, limit: int | None, start: Any, prefix: Any) -> None:
         expected = self._live()
         if start is not None:
@@ -177,7 +187,9 @@ class ShaleDBMachine(RuleBasedStateMachine):
 
 
 ShaleDBMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=50, deadline=None,
+    max_examples=400,
+    stateful_step_count=50,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestShaleDBAgainstADict = ShaleDBMachine.TestCase
@@ -188,7 +200,9 @@ class LongRun(ShaleDBMachine):
 
 
 LongRun.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=120, deadline=None,
+    max_examples=300,
+    stateful_step_count=120,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 

@@ -6,6 +6,7 @@ the LSM engine with a tiny memtable and a fake clock.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -46,7 +47,7 @@ def test_str_stays_str_and_bytes_stay_bytes(db: shaledb.DB) -> None:
     assert db.get("s2b") == b"\xff\x00" and db.get("b2s") == "ünïcode"
     pairs = dict(db.get_range("a", "z"))
     assert pairs == {b"b": b"bytes value", b"b2s": "ünïcode", "s": "str value", "s2b": b"\xff\x00"}
-    for key, value in db.scan():
+    for key, _ in db.scan():
         assert type(key) is (bytes if key in (b"b", b"b2s") else str)
     assert [type(k) for k, _ in db.scan(reverse=True)] == [str, str, bytes, bytes]
 
@@ -117,7 +118,10 @@ def test_get_range_is_inclusive_at_both_ends(filled: shaledb.DB) -> None:
     assert got == [(f"user:{i:04d}", f"name{i}") for i in range(10, 14)]
     assert filled.get_range("user:0005", "user:0005") == [("user:0005", "name5")]
     assert filled.get_range("user:0013", "user:0010") == []
-    assert filled.get_range("user:0028", "zzz") == [("user:0028", "name28"), ("user:0029", "name29")]
+    assert filled.get_range("user:0028", "zzz") == [
+        ("user:0028", "name28"),
+        ("user:0029", "name29"),
+    ]
 
 
 def test_get_range_end_is_exact_not_a_prefix(filled: shaledb.DB) -> None:
@@ -129,19 +133,28 @@ def test_get_range_end_is_exact_not_a_prefix(filled: shaledb.DB) -> None:
 
 def test_scan_options(filled: shaledb.DB) -> None:
     filled.flush()
-    assert [k for k, _ in filled.scan(prefix="user:002")] == [f"user:{i:04d}" for i in range(20, 30)]
+    assert [k for k, _ in filled.scan(prefix="user:002")] == [
+        f"user:{i:04d}" for i in range(20, 30)
+    ]
     assert [k for k, _ in filled.scan(prefix="user:002", reverse=True, limit=3)] == [
-        "user:0029", "user:0028", "user:0027",
+        "user:0029",
+        "user:0028",
+        "user:0027",
     ]
     assert [k for k, _ in filled.scan(start="user:0027")] == ["user:0027", "user:0028", "user:0029"]
     assert [k for k, _ in filled.scan(end="other")] == ["other"]
     assert [k for k, _ in filled.scan(start="user:0003", end="user:0005", reverse=True)] == [
-        "user:0005", "user:0004", "user:0003",
+        "user:0005",
+        "user:0004",
+        "user:0003",
     ]
     assert list(filled.scan(limit=0)) == []
     assert len(list(filled.scan(limit=5))) == 5
     assert len(list(filled.scan())) == 32
-    assert [k for k, _ in filled.scan(prefix="user:", start="user:0028")] == ["user:0028", "user:0029"]
+    assert [k for k, _ in filled.scan(prefix="user:", start="user:0028")] == [
+        "user:0028",
+        "user:0029",
+    ]
     assert list(filled.scan(prefix="nothing")) == []
     assert filled.count() == 32
 
@@ -271,10 +284,16 @@ BAD_VALUES = [
     ({"a": 1}, InvalidTypeError, "str or bytes"),
 ]
 BAD_TTLS = [
-    (0, InvalidArgumentError), (-1, InvalidArgumentError), (-0.001, InvalidArgumentError),
-    (math.nan, InvalidArgumentError), (math.inf, InvalidArgumentError),
-    (-math.inf, InvalidArgumentError), ("10", InvalidTypeError), (True, InvalidTypeError),
-    (False, InvalidTypeError), ([1], InvalidTypeError),
+    (0, InvalidArgumentError),
+    (-1, InvalidArgumentError),
+    (-0.001, InvalidArgumentError),
+    (math.nan, InvalidArgumentError),
+    (math.inf, InvalidArgumentError),
+    (-math.inf, InvalidArgumentError),
+    ("10", InvalidTypeError),
+    (True, InvalidTypeError),
+    (False, InvalidTypeError),
+    ([1], InvalidTypeError),
 ]
 
 
@@ -287,7 +306,9 @@ def _assert_error(exc: BaseException, kind: type, accepted: str) -> None:
 
 
 @pytest.mark.parametrize("key,kind,accepted", BAD_KEYS)
-def test_bad_keys_are_refused_and_nothing_is_written(db: shaledb.DB, key: Any, kind: type, accepted: str) -> None:
+def test_bad_keys_are_refused_and_nothing_is_written(
+    db: shaledb.DB, key: Any, kind: type, accepted: str
+) -> None:
     db.put("existing", "v")
     for call in (
         lambda: db.put(key, "v"),
@@ -308,7 +329,9 @@ def test_bad_keys_are_refused_and_nothing_is_written(db: shaledb.DB, key: Any, k
 
 
 @pytest.mark.parametrize("value,kind,accepted", BAD_VALUES)
-def test_bad_values_are_refused_and_nothing_is_written(db: shaledb.DB, value: Any, kind: type, accepted: str) -> None:
+def test_bad_values_are_refused_and_nothing_is_written(
+    db: shaledb.DB, value: Any, kind: type, accepted: str
+) -> None:
     db.put("existing", "v")
     for call in (
         lambda: db.put("k", value),
@@ -357,7 +380,9 @@ def test_bad_ttls_are_refused_and_nothing_is_written(db: shaledb.DB, ttl: Any, k
     assert db.ttl("existing") is None
 
 
-@pytest.mark.parametrize("keys,values", [(["a", "b"], ["1"]), (["a"], ["1", "2"]), ([], ["1"]), (["a"], [])])
+@pytest.mark.parametrize(
+    "keys,values", [(["a", "b"], ["1"]), (["a"], ["1", "2"]), ([], ["1"]), (["a"], [])]
+)
 def test_batch_lists_of_different_lengths(db: shaledb.DB, keys: list, values: list) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         db.batch_put(keys, values)
@@ -403,10 +428,9 @@ def test_write_batch_context_manager_writes_unless_it_raised(db: shaledb.DB) -> 
     with db.write_batch() as b:
         b.put("a", "1")
     assert db.get("a") == "1"
-    with pytest.raises(RuntimeError):
-        with db.write_batch() as b:
-            b.put("b", "2")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), db.write_batch() as b:
+        b.put("b", "2")
+        raise RuntimeError("boom")
     assert db.get("b") is None
     b = db.write_batch().put("c", "3")
     b.clear()
@@ -437,9 +461,8 @@ def test_batch_spanning_tables_is_atomic(db: shaledb.DB) -> None:
     assert users.get("u1") == "alice" and orders.get("o1") == "order" and db.get("d") == "x"
     assert orders.get("o2") is None
     # A batch whose last item is bad fails as a whole before anything is written.
-    with pytest.raises(InvalidArgumentError):
-        with db.write_batch() as b:
-            b.put("u2", "bob", table=users).put("o3", "o", table=orders).put("", "bad")
+    with pytest.raises(InvalidArgumentError), db.write_batch() as b:
+        b.put("u2", "bob", table=users).put("o3", "o", table=orders).put("", "bad")
     assert users.get("u2") is None and orders.get("o3") is None
 
 
@@ -619,12 +642,22 @@ def test_second_opener_in_another_process_is_locked(data_dir: Path, subprocess_e
         "print('OPENED')\n"
     )
     with shaledb.open(str(data_dir)):
-        proc = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True,
-                              text=True, env=subprocess_env, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(data_dir)],
+            capture_output=True,
+            text=True,
+            env=subprocess_env,
+            timeout=60,
+        )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "locked" in proc.stdout and f"pid {os.getpid()}" in proc.stdout
-    proc = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True,
-                          text=True, env=subprocess_env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=60,
+    )
     assert proc.stdout.strip() == "OPENED", proc.stderr
 
 
@@ -651,7 +684,9 @@ def test_group_commit_threads_write_disjoint_keys(data_dir: Path) -> None:
         assert db.count() == 800
     with shaledb.open(str(data_dir)) as db:
         for t in range(8):
-            assert dict(db.scan(prefix=f"t{t}:")) == {f"t{t}:{i:03d}": f"{t}-{i}" for i in range(100)}
+            assert dict(db.scan(prefix=f"t{t}:")) == {
+                f"t{t}:{i:03d}": f"{t}-{i}" for i in range(100)
+            }
 
 
 def test_readers_never_see_wrong_data_during_writes_and_compactions(db: shaledb.DB) -> None:
@@ -680,7 +715,10 @@ def test_readers_never_see_wrong_data_during_writes_and_compactions(db: shaledb.
                 if ("pair:a" in snapshot) != ("pair:b" in snapshot) or (
                     snapshot.get("pair:a") != snapshot.get("pair:b")
                 ):
-                    errors.append(f"torn batch in a snapshot: {snapshot.get('pair:a')} {snapshot.get('pair:b')}")
+                    errors.append(
+                        "torn batch in a snapshot: "
+                        f"{snapshot.get('pair:a')} {snapshot.get('pair:b')}"
+                    )
                 value = db.get("k07")
                 if value is not None and not value.startswith("k07="):
                     errors.append(f"get: {value}")
@@ -699,19 +737,20 @@ def test_readers_never_see_wrong_data_during_writes_and_compactions(db: shaledb.
     assert db.get("k59") == "k59=359" and db.get("pair:a") == "399"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a Table handle taken before drop_table still reads the dropped data and accepts "
-    "writes, which a later compaction silently discards"
-))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a Table handle taken before drop_table still reads the dropped data and accepts "
+        "writes, which a later compaction silently discards"
+    ),
+)
 def test_a_handle_to_a_dropped_table_is_refused(db: shaledb.DB) -> None:
     ns = db.create_namespace("ns")
     t = ns.create_table("t")
     t.put("old", "1")
     ns.drop_table("t")
-    try:
+    with contextlib.suppress(NotFoundError):
         assert t.get("old") is None
-    except NotFoundError:
-        pass
     with pytest.raises(NotFoundError):
         t.put("new", "2")
 

@@ -15,7 +15,7 @@ IDS = [0, 1, 2, 0x7F, 0xEF, 0xF0, 0xF1, 0xFF, 0x100, 0xFFFF, 2**31, 2**32 - 1]
 
 def test_prefixes_round_trip_and_are_prefix_free() -> None:
     prefixes = [table_prefix(i) for i in IDS]
-    for i, p in zip(IDS, prefixes):
+    for i, p in zip(IDS, prefixes, strict=True):
         assert table_id_of(p + b"key") == i
     for a, b in itertools.permutations(prefixes, 2):
         assert not b.startswith(a)

@@ -78,7 +78,9 @@ def test_unknown_compression_is_corruption() -> None:
         blocks.unseal(raw, "f", 0, "data block")
 
 
-@pytest.mark.parametrize("contents", [b"", b"\x01\x00", b"\xff\xff\xff\xff", b"abc\x05\x00\x00\x00"])
+@pytest.mark.parametrize(
+    "contents", [b"", b"\x01\x00", b"\xff\xff\xff\xff", b"abc\x05\x00\x00\x00"]
+)
 def test_contents_that_do_not_decode_are_corruption(contents: bytes) -> None:
     with pytest.raises(CorruptionError) as info:
         Block(contents, "f.sst", 77)

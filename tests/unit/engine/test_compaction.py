@@ -86,7 +86,10 @@ def test_deeper_level_over_its_size_is_compacted(tables: Tables) -> None:
     v = _version((1, big), (1, small), (2, below), (3, deeper))
     chosen = compactions.pick(v, opts)
     assert chosen is not None and chosen.output_level == 2
-    assert [(level, f.number) for level, f in chosen.input_files()] == [(1, big.number), (2, below.number)]
+    assert [(level, f.number) for level, f in chosen.input_files()] == [
+        (1, big.number),
+        (2, below.number),
+    ]
     assert not chosen.drops_tombstones  # level 3 overlaps
     assert compactions.max_bytes_for_level(1, opts) == 1000
     assert compactions.max_bytes_for_level(3, opts) == 100_000

@@ -7,6 +7,7 @@ shaledb.engine.fs provides for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -28,8 +29,14 @@ def names(path: Path, suffix: str) -> list[str]:
 
 
 def small(**overrides: Any) -> Options:
-    base = dict(memtable_entries=8, block_size=256, target_file_bytes=2048,
-                l0_compaction_trigger=2, max_bytes_for_level_base=4096, level_size_ratio=4)
+    base = dict(
+        memtable_entries=8,
+        block_size=256,
+        target_file_bytes=2048,
+        l0_compaction_trigger=2,
+        max_bytes_for_level_base=4096,
+        level_size_ratio=4,
+    )
     base.update(overrides)
     return Options(**base)
 
@@ -105,7 +112,10 @@ def test_manual_compaction_merges_everything_into_one_level(data_dir: Path) -> N
         assert stats["table_bytes"] < before
         assert stats["levels"][populated[0]]["entries"] == 100  # tombstones gone at the bottom
         engine._version.check(str)
-        expected = {f"k{i:05d}".encode(): (f"w{i}" if i < 100 else f"v{i}").encode() for i in range(1, 200, 2)}
+        expected = {
+            f"k{i:05d}".encode(): (f"w{i}" if i < 100 else f"v{i}").encode()
+            for i in range(1, 200, 2)
+        }
         assert all_items(engine) == expected
         # Table files of the inputs are gone from the directory.
         live = {f.number for _, f in engine._version.files()}
@@ -214,9 +224,21 @@ def test_stats_describe_the_tree(data_dir: Path) -> None:
             engine.write([op])
         engine.get(b"k00001")
         stats = engine.stats()
-        for key in ("sequence", "memtable_entries", "memtable_bytes", "immutable_memtables",
-                    "wal_bytes", "levels", "table_bytes", "block_cache_bytes", "flushes",
-                    "compactions", "write_amplification", "fsync", "directory"):
+        for key in (
+            "sequence",
+            "memtable_entries",
+            "memtable_bytes",
+            "immutable_memtables",
+            "wal_bytes",
+            "levels",
+            "table_bytes",
+            "block_cache_bytes",
+            "flushes",
+            "compactions",
+            "write_amplification",
+            "fsync",
+            "directory",
+        ):
             assert key in stats, key
         assert stats["sequence"] == 30
         assert len(stats["levels"]) == 7
@@ -229,7 +251,9 @@ def test_stats_describe_the_tree(data_dir: Path) -> None:
 
 
 def test_level0_stop_trigger_makes_writers_wait_not_fail(data_dir: Path) -> None:
-    opts = small(l0_compaction_trigger=2, l0_slowdown_trigger=3, l0_stop_trigger=4, memtable_entries=2)
+    opts = small(
+        l0_compaction_trigger=2, l0_slowdown_trigger=3, l0_stop_trigger=4, memtable_entries=2
+    )
     engine = LSMEngine(str(data_dir), opts)
     try:
         for op in puts(300):
@@ -366,7 +390,9 @@ def test_a_crash_during_the_first_open_leaves_an_openable_directory(data_dir: Pa
         engine.close()
 
 
-def test_a_failed_fsync_is_reported_to_the_writer(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_fsync_is_reported_to_the_writer(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = LSMEngine(str(data_dir), Options(fsync="always"))
     try:
         engine.write([(0, b"a", 0, b"1")])
@@ -382,7 +408,5 @@ def test_a_failed_fsync_is_reported_to_the_writer(data_dir: Path, monkeypatch: p
             engine.write([(0, b"c", 0, b"3")])
         monkeypatch.undo()
     finally:
-        try:
+        with contextlib.suppress(StorageError):
             engine.close()
-        except StorageError:
-            pass

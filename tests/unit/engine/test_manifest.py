@@ -25,8 +25,9 @@ CATALOG = {"version": 1, "next_id": 3, "namespaces": {"default": {"default": 0}}
 
 
 def test_edit_round_trip() -> None:
-    payload = encode_edit(added=[T1, T2], removed=[(1, 3)], log_number=7, next_file=9,
-                          last_seq=1234, catalog=CATALOG)
+    payload = encode_edit(
+        added=[T1, T2], removed=[(1, 3)], log_number=7, next_file=9, last_seq=1234, catalog=CATALOG
+    )
     state = ManifestState(name="MANIFEST-000001")
     state.tables[3] = TableRecord(1, 3, 1, 1, b"a", b"b")
     state.apply(json.loads(payload), "here")

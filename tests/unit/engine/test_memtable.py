@@ -59,7 +59,9 @@ def test_range_items_bounds_and_reverse() -> None:
     assert [e[0] for e in mem.range_items(b"", b"c", reverse=True)] == [b"b", b"a"]
     assert mem.range_items(b"x", None) == []
     assert list(mem.iter_range(b"b", b"e", reverse=True)) == [
-        (b"d", 0, 0, b"D"), (b"c", 0, 0, b"C"), (b"b", 0, 0, b"B"),
+        (b"d", 0, 0, b"D"),
+        (b"c", 0, 0, b"C"),
+        (b"b", 0, 0, b"B"),
     ]
 
 

@@ -90,7 +90,8 @@ def test_range_on_block_boundaries(table: Table, entries: list) -> None:
         hi = keys[i + 2] if i + 2 < len(keys) else None
         assert [e[0] for e in table.iter_range(last, hi)] == keys[i : i + 2]
         assert [e[0] for e in table.iter_range(keys[i - 1], keys[i + 1], reverse=True)] == [
-            keys[i], keys[i - 1],
+            keys[i],
+            keys[i - 1],
         ]
 
 
@@ -144,7 +145,9 @@ def _flip(path: Path, offset: int) -> None:
 
 
 @pytest.mark.parametrize("back", [1, 5, 9, 20, FOOTER_SIZE])
-def test_damaged_footer_is_corruption_naming_the_file(tmp_path: Path, entries: list, back: int) -> None:
+def test_damaged_footer_is_corruption_naming_the_file(
+    tmp_path: Path, entries: list, back: int
+) -> None:
     path = tmp_path / "000009.sst"
     _build(path, entries)
     _flip(path, path.stat().st_size - back)

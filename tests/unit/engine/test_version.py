@@ -74,7 +74,9 @@ def test_shallower_levels_shadow_deeper_ones(tables: Tables) -> None:
 
 
 def test_deeper_levels_are_sorted_and_searched_by_range(tables: Tables) -> None:
-    files = [tables.make({bytes([c]) + b"1": bytes([c]), bytes([c]) + b"9": bytes([c])}) for c in b"mdxa"]
+    files = [
+        tables.make({bytes([c]) + b"1": bytes([c]), bytes([c]) + b"9": bytes([c])}) for c in b"mdxa"
+    ]
     v = Version().apply(VersionEdit(added=[(2, f) for f in files]))
     assert [f.smallest for f in v.levels[2]] == [b"a1", b"d1", b"m1", b"x1"]
     for c in b"adm":
