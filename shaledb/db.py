@@ -50,8 +50,14 @@ class Table:
     are the same key. Reads give back the type the latest write used.
     """
 
-    def __init__(self, engine: Engine, namespace: str, name: str, table_id: int) -> None:
+    def __init__(
+        self, engine: Engine, namespace: str, name: str, table_id: int, catalog: Catalog
+    ) -> None:
         self._engine = engine
+        self._catalog = catalog
+        self._table_id = table_id
+        # The default table cannot be dropped: its hot paths skip the check.
+        self._droppable = table_id != 0
         #: The table's namespace and name (``namespace_name`` because ``DB.namespace()``
         #: is the method that opens a namespace).
         self.namespace_name = namespace
@@ -63,9 +69,15 @@ class Table:
     def __repr__(self) -> str:
         return f"<shaledb.Table {self.namespace_name}:{self.name}>"
 
+    def _check_live(self) -> None:
+        """Raise NotFoundError if this table was dropped after the handle was taken."""
+        if self._droppable and self._catalog.is_dropped(self._table_id):
+            raise NotFoundError(f"table {self.namespace_name}:{self.name} was dropped")
+
     # -- writes ------------------------------------------------------------------
 
     def _put_op(self, key: object, value: object, ttl: object | None) -> Op:
+        self._check_live()
         kb, kflag = key_bytes(key)
         vb, vflag = value_bytes(value)
         if ttl is None:
@@ -77,6 +89,7 @@ class Table:
         return self._engine.now_ms() + max(1, int(ttl * 1000))
 
     def _delete_op(self, key: object) -> Op:
+        self._check_live()
         kb, kflag = key_bytes(key)
         return (kflag | TOMBSTONE, self._prefix + kb, 0, b"")
 
@@ -92,7 +105,9 @@ class Table:
             InvalidArgumentError: empty or oversized key, oversized value, ttl <= 0.
         """
         # Fast path for the common case; anything unusual goes the checked way below.
-        if ttl is None and type(key) is str and type(value) is str:
+        if self._droppable:
+            pass  # tables other than the default take the checked path (it checks the catalog)
+        elif ttl is None and type(key) is str and type(value) is str:
             if 0 < len(key) <= _SAFE_CHARS and len(value) <= _SAFE_VALUE_CHARS and key.isascii():
                 try:
                     raw = value.encode()
@@ -133,6 +148,7 @@ class Table:
 
         Returns False, changing nothing, when the key does not exist.
         """
+        self._check_live()
         kb, kflag = key_bytes(key)
         ekey = self._prefix + kb
         expire_ms = 0 if ttl is None else self._expire_ms(ttl_seconds(ttl))
@@ -175,6 +191,8 @@ class Table:
     def get(self, key: Data, default: Any = None) -> Any:
         """The value of ``key`` in the type it was written with; ``default`` if missing."""
         # Fast path for plain keys; key_bytes() checks and explains everything else.
+        if self._droppable:
+            self._check_live()
         if type(key) is bytes and 0 < len(key) <= MAX_KEY_BYTES:
             found = self._engine.get(self._prefix + key)
         elif type(key) is str and 0 < len(key) <= MAX_KEY_BYTES and key.isascii():
@@ -186,6 +204,7 @@ class Table:
         return found[2].decode() if found[0] & VALUE_STR else found[2]
 
     def __getitem__(self, key: Data) -> Data:
+        self._check_live()
         kb, _ = key_bytes(key)
         found = self._engine.get(self._prefix + kb)
         if found is None:
@@ -201,6 +220,7 @@ class Table:
 
     def exists(self, key: Data) -> bool:
         """Whether ``key`` holds a live value."""
+        self._check_live()
         kb, _ = key_bytes(key)
         return self._engine.get(self._prefix + kb) is not None
 
@@ -212,6 +232,7 @@ class Table:
         Raises:
             NotFoundError: the key does not exist.
         """
+        self._check_live()
         kb, _ = key_bytes(key)
         found = self._engine.get(self._prefix + kb)
         if found is None:
@@ -222,6 +243,8 @@ class Table:
 
     def get_range(self, start: Data, end: Data) -> list[tuple[Data, Data]]:
         """Every ``(key, value)`` with ``start <= key <= end``, sorted by key."""
+        if start is None or end is None:
+            raise InvalidTypeError("get_range needs a start and an end key (str or bytes)")
         return list(self.scan(start=start, end=end))
 
     def scan(
@@ -241,6 +264,7 @@ class Table:
             reverse: largest key first.
             limit: at most this many pairs (a non-negative int).
         """
+        self._check_live()
         lo, hi = self._bounds(start, end, prefix)
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
@@ -282,6 +306,7 @@ class Table:
 
     def count(self) -> int:
         """The number of live keys (counts by scanning)."""
+        self._check_live()
         return sum(1 for _ in self._engine.scan(self._prefix, self._end))
 
     # -- maintenance -------------------------------------------------------------
@@ -292,6 +317,7 @@ class Table:
 
     def compact(self) -> None:
         """Rewrite this table's stored data without overwritten, deleted or expired entries."""
+        self._check_live()
         self._engine.flush()
         self._engine.compact(self._prefix, self._end)
 
@@ -424,7 +450,7 @@ class DB(Table):
         except BaseException:
             engine.close()
             raise
-        super().__init__(engine, DEFAULT_NAMESPACE, DEFAULT_TABLE, 0)
+        super().__init__(engine, DEFAULT_NAMESPACE, DEFAULT_TABLE, 0, self._catalog)
 
     def __repr__(self) -> str:
         return f"<shaledb.DB {self.path!r}>"
@@ -459,13 +485,16 @@ class DB(Table):
 
     def _table(self, namespace: str, name: str) -> Table:
         check_name(name, "table")
-        return Table(self._engine, namespace, name, self._catalog.table_id(namespace, name))
+        return Table(
+            self._engine, namespace, name, self._catalog.table_id(namespace, name), self._catalog
+        )
 
     def _create_table(self, namespace: str, name: str, exist_ok: bool) -> Table:
         check_name(name, "table")
         if exist_ok and name in self._catalog.tables(namespace):
             return self._table(namespace, name)
-        return Table(self._engine, namespace, name, self._catalog.create_table(namespace, name))
+        table_id = self._catalog.create_table(namespace, name)
+        return Table(self._engine, namespace, name, table_id, self._catalog)
 
     # -- batches and lifecycle ---------------------------------------------------------
 

@@ -18,7 +18,13 @@ import threading
 from typing import Any
 
 from shaledb.engine.base import Engine
-from shaledb.errors import AlreadyExistsError, InvalidArgumentError, InvalidTypeError, NotFoundError
+from shaledb.errors import (
+    AlreadyExistsError,
+    ClosedError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    NotFoundError,
+)
 
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TABLE = "default"
@@ -88,15 +94,25 @@ class Catalog:
     def _is_dropped_key(self, engine_key: bytes) -> bool:
         return table_id_of(engine_key) in self._dropped_ids
 
+    def is_dropped(self, table_id: int) -> bool:
+        return table_id in self._dropped_ids
+
+    def _check_open(self) -> None:
+        if self._engine.closed:
+            raise ClosedError("the database is closed")
+
     def namespaces(self) -> list[str]:
+        self._check_open()
         with self._lock:
             return sorted(self._data["namespaces"])
 
     def tables(self, namespace: str) -> list[str]:
+        self._check_open()
         with self._lock:
             return sorted(self._namespace(namespace))
 
     def has_namespace(self, namespace: str) -> bool:
+        self._check_open()
         with self._lock:
             return namespace in self._data["namespaces"]
 

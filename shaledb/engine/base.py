@@ -32,6 +32,9 @@ Found = tuple[int, int, bytes]
 class Engine(Protocol):
     """A sorted, durable map from bytes to bytes with expiry and atomic batches."""
 
+    #: True once :meth:`close` has run; every later call raises ClosedError.
+    closed: bool
+
     def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
         """Apply ``ops`` atomically, in order.
 

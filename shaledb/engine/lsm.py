@@ -63,7 +63,7 @@ class LSMEngine:
         self._cond = threading.Condition(self._lock)
         self._manifest_lock = threading.Lock()
         self._compaction_lock = threading.Lock()
-        self._closed = False
+        self.closed = False
         self._closing = False
         self._bg_error: ShaleDBError | None = None
         self._drop_filter: Callable[[bytes], bool] = lambda key: False
@@ -228,7 +228,7 @@ class LSMEngine:
         self._view = (self._mem, tuple(self._imms), self._version)
 
     def _check_usable(self) -> None:
-        if self._closed:
+        if self.closed:
             raise ClosedError("the database is closed")
         if self._bg_error is not None:
             raise StorageError(f"the database stopped accepting writes after a background error: {self._bg_error}")
@@ -240,7 +240,7 @@ class LSMEngine:
 
     def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
         with self._lock:
-            if self._closed or self._bg_error is not None:
+            if self.closed or self._bg_error is not None:
                 self._check_usable()
             if self._imms or len(self._version.levels[0]) >= self._slowdown_at:
                 self._make_room()
@@ -268,7 +268,7 @@ class LSMEngine:
     def put(self, flags: int, key: bytes, value: bytes) -> None:
         """``write([(flags, key, 0, value)])`` in fewer steps: the hot path of single puts."""
         with self._lock:
-            if self._imms or self._closed or self._bg_error is not None or (
+            if self._imms or self.closed or self._bg_error is not None or (
                 len(self._version.levels[0]) >= self._slowdown_at
             ):
                 self._check_usable()
@@ -332,7 +332,7 @@ class LSMEngine:
     # -- reads -----------------------------------------------------------------------
 
     def get(self, key: bytes) -> Found | None:
-        if self._closed:
+        if self.closed:
             raise ClosedError("the database is closed")
         mem, imms, version = self._view
         found = mem.entries.get(key)
@@ -352,7 +352,7 @@ class LSMEngine:
 
     def scan(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
         with self._lock:
-            if self._closed:
+            if self.closed:
                 raise ClosedError("the database is closed")
             mem, imms, version = self._view
             sources: list[Iterator[Entry]] = [iter(mem.range_items(lo, hi, reverse))]
@@ -537,6 +537,8 @@ class LSMEngine:
             self._catalog = dict(catalog)
 
     def stats(self) -> dict[str, Any]:
+        if self.closed:
+            raise ClosedError("the database is closed")
         mem, imms, version = self._view
         levels = [
             {"level": n, "files": len(files), "bytes": sum(f.size for f in files),
@@ -567,13 +569,13 @@ class LSMEngine:
 
     def close(self) -> None:
         with self._cond:
-            if self._closed:
+            if self.closed:
                 return
             self._closing = True
             self._cond.notify_all()
         self._bg_thread.join()
         with self._lock:
-            self._closed = True
+            self.closed = True
             try:
                 self._wal.close()
                 self._manifest.close()

@@ -28,10 +28,10 @@ class MemoryEngine:
         self._data: SortedDict = SortedDict()
         self._lock = threading.Lock()
         self._catalog: dict[str, Any] | None = None
-        self._closed = False
+        self.closed = False
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise ClosedError("the database is closed")
 
     def now_ms(self) -> int:
@@ -86,7 +86,8 @@ class MemoryEngine:
         self._catalog = copy.deepcopy(catalog)
 
     def stats(self) -> dict[str, Any]:
+        self._check_open()
         return {"engine": "memory", "keys": len(self._data)}
 
     def close(self) -> None:
-        self._closed = True
+        self.closed = True
