@@ -10,14 +10,13 @@ says what is accepted.
 from __future__ import annotations
 
 import math
-from typing import Union
 
 from shaledb.engine.entry import KEY_STR, VALUE_STR
 from shaledb.errors import InvalidArgumentError, InvalidTypeError
 from shaledb.options import MAX_KEY_BYTES, MAX_VALUE_BYTES
 
 #: What users may pass as a key or a value.
-Data = Union[str, bytes]
+Data = str | bytes
 
 
 def _utf8(text: str, what: str) -> bytes:

@@ -106,20 +106,31 @@ class Table:
         """
         # Fast path for the common case; anything unusual goes the checked way below.
         if self._droppable:
-            pass  # tables other than the default take the checked path (it checks the catalog)
-        elif ttl is None and type(key) is str and type(value) is str:
-            if 0 < len(key) <= _SAFE_CHARS and len(value) <= _SAFE_VALUE_CHARS and key.isascii():
-                try:
-                    raw = value.encode()
-                except UnicodeEncodeError:
-                    pass  # the checked path below reports it
-                else:
-                    self._engine.put(_STR_STR, self._prefix + key.encode(), raw)
-                    return
-        elif ttl is None and type(key) is bytes and type(value) is bytes:
-            if 0 < len(key) <= MAX_KEY_BYTES and len(value) <= MAX_VALUE_BYTES:
-                self._engine.put(0, self._prefix + key, value)
+            self._check_live()
+        if (
+            ttl is None
+            and type(key) is str
+            and type(value) is str
+            and 0 < len(key) <= _SAFE_CHARS
+            and len(value) <= _SAFE_VALUE_CHARS
+            and key.isascii()
+        ):
+            try:
+                raw = value.encode()
+            except UnicodeEncodeError:
+                pass  # the checked path below reports it
+            else:
+                self._engine.put(_STR_STR, self._prefix + key.encode(), raw)
                 return
+        elif (
+            ttl is None
+            and type(key) is bytes
+            and type(value) is bytes
+            and 0 < len(key) <= MAX_KEY_BYTES
+            and len(value) <= MAX_VALUE_BYTES
+        ):
+            self._engine.put(0, self._prefix + key, value)
+            return
         op = self._put_op(key, value, ttl)
         if ttl is None:
             self._engine.put(op[0], op[1], op[3])
@@ -375,7 +386,9 @@ class WriteBatch:
         self._db = db
         self._ops: list[Op] = []
 
-    def put(self, key: Data, value: Data, ttl: float | None = None, table: Table | None = None) -> WriteBatch:
+    def put(
+        self, key: Data, value: Data, ttl: float | None = None, table: Table | None = None
+    ) -> WriteBatch:
         """Add a put (checked now; a bad argument raises before anything is written)."""
         self._ops.append((table or self._db)._put_op(key, value, ttl))
         return self
@@ -395,7 +408,10 @@ class WriteBatch:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
             self._db.write(self)
@@ -535,7 +551,10 @@ class DB(Table):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

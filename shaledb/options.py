@@ -76,9 +76,7 @@ class Options:
         _positive("max_bytes_for_level_base", self.max_bytes_for_level_base)
         if self.block_cache_bytes < 0 or self.bloom_bits_per_key < 0:
             raise InvalidArgumentError("block_cache_bytes and bloom_bits_per_key must be >= 0")
-        if not (
-            0 < self.l0_compaction_trigger <= self.l0_slowdown_trigger <= self.l0_stop_trigger
-        ):
+        if not (0 < self.l0_compaction_trigger <= self.l0_slowdown_trigger <= self.l0_stop_trigger):
             raise InvalidArgumentError(
                 "need 0 < l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger"
             )

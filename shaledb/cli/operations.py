@@ -47,13 +47,17 @@ def check(directory: str) -> None:
         click.echo(f"note: {note}")
     for damage in report.damage:
         click.echo(f"DAMAGED: {damage}")
-    summary = (f"{report.tables} tables, {report.table_entries} table entries, "
-               f"{report.wal_records} WAL records")
+    summary = (
+        f"{report.tables} tables, {report.table_entries} table entries, "
+        f"{report.wal_records} WAL records"
+    )
     if report.healthy:
         click.echo(f"OK: {directory} is healthy ({summary})")
     else:
-        click.echo(f"{len(report.damage)} damaged places in {directory} ({summary}); "
-                   f"'shaledb repair {directory}' salvages the rest")
+        click.echo(
+            f"{len(report.damage)} damaged places in {directory} ({summary}); "
+            f"'shaledb repair {directory}' salvages the rest"
+        )
         sys.exit(1)
 
 
@@ -67,8 +71,10 @@ def repair(directory: str) -> None:
         _fail(str(exc), 2)
     for lost in report.lost:
         click.echo(f"dropped: {lost}")
-    click.echo(f"repaired {directory}: kept {report.entries_kept} entries "
-               f"in {report.tables_written} tables")
+    click.echo(
+        f"repaired {directory}: kept {report.entries_kept} entries "
+        f"in {report.tables_written} tables"
+    )
 
 
 @click.command()
@@ -112,8 +118,13 @@ def dump_lines(db: shaledb.DB) -> Iterator[str]:
 
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
-              help="File to write (default: standard output).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="File to write (default: standard output).",
+)
 def dump(directory: str, output: TextIO) -> None:
     """Export every table of DIRECTORY as JSON lines."""
     try:
@@ -158,14 +169,25 @@ def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | byt
     ttl = line.get("ttl")
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
         raise ValueError(f"{where}: 'ttl' must be a positive number of seconds")
-    return (namespace, table, _decode(line, "key", "key_encoding", where),
-            _decode(line, "value", "encoding", where), ttl)
+    return (
+        namespace,
+        table,
+        _decode(line, "key", "key_encoding", where),
+        _decode(line, "value", "encoding", where),
+        ttl,
+    )
 
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--input", "-i", "input_", type=click.File("r", encoding="utf-8"), default="-",
-              help="File to read (default: standard input).")
+@click.option(
+    "--input",
+    "-i",
+    "input_",
+    type=click.File("r", encoding="utf-8"),
+    default="-",
+    help="File to read (default: standard input).",
+)
 def load(directory: str, input_: TextIO) -> None:
     """Import JSON lines (as written by dump) into DIRECTORY.
 
@@ -183,7 +205,9 @@ def load(directory: str, input_: TextIO) -> None:
                 table = tables.get((namespace, table_name))
                 if table is None:
                     ns = db.create_namespace(namespace, exist_ok=True)
-                    table = tables[(namespace, table_name)] = ns.create_table(table_name, exist_ok=True)
+                    table = tables[(namespace, table_name)] = ns.create_table(
+                        table_name, exist_ok=True
+                    )
                 batch.put(key, value, ttl=ttl, table=table)
                 if len(batch) >= _LOAD_BATCH:
                     db.write(batch)

@@ -60,9 +60,7 @@ def unseal(raw: bytes, path: str, offset: int, part: str) -> bytes:
     compression, crc = TRAILER.unpack_from(raw, len(raw) - TRAILER_SIZE)
     body = memoryview(raw)[: len(raw) - 4]
     if crc32c(body) != crc:
-        raise CorruptionError(
-            f"{path}: {part} at offset {offset} fails its checksum", path, offset
-        )
+        raise CorruptionError(f"{path}: {part} at offset {offset} fails its checksum", path, offset)
     if compression != COMPRESSION_NONE:
         raise CorruptionError(
             f"{path}: {part} at offset {offset} has unknown compression {compression}",

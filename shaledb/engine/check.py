@@ -77,7 +77,8 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         report.table_entries += len(entries)
         report.damage.extend(str(d) for d in damage)
     wals = sorted(
-        n for kind, n in filter(None, map(filenames.parse, fs.list_dir(directory)))
+        n
+        for kind, n in filter(None, map(filenames.parse, fs.list_dir(directory)))
         if kind is FileKind.WAL and n >= state.log_number
     )
     for i, number in enumerate(wals):

@@ -30,4 +30,5 @@ except ImportError:  # pragma: no cover - exercised only on machines without the
             crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
         return crc ^ 0xFFFFFFFF
 
+
 __all__ = ["crc32c"]

@@ -72,13 +72,20 @@ def _close_over_overlap(
 
 def _deeper_overlap(version: Version, output_level: int, files: list[FileMeta]) -> bool:
     lo, hi = _span(files)
-    return any(version.overlapping(level, lo, hi + b"\x00") for level in range(output_level + 1, NUM_LEVELS))
+    return any(
+        version.overlapping(level, lo, hi + b"\x00")
+        for level in range(output_level + 1, NUM_LEVELS)
+    )
 
 
-def _build(version: Version, chosen: dict[int, list[FileMeta]], output_level: int, reason: str) -> Compaction:
+def _build(
+    version: Version, chosen: dict[int, list[FileMeta]], output_level: int, reason: str
+) -> Compaction:
     inputs = [(level, chosen[level]) for level in sorted(chosen) if chosen[level]]
     files = [f for _, fs in inputs for f in fs]
-    return Compaction(inputs, output_level, not _deeper_overlap(version, output_level, files), reason)
+    return Compaction(
+        inputs, output_level, not _deeper_overlap(version, output_level, files), reason
+    )
 
 
 def pick(version: Version, options: Options) -> Compaction | None:

@@ -1,11 +1,11 @@
 """Every file name in a data directory comes from here (docs/format.md, "Files").
 
-    LOCK               held with an exclusive lock while the database is open
-    CURRENT            the name of the live manifest, replaced atomically
-    MANIFEST-NNNNNN    log of version edits (live tables, catalog, counters)
-    NNNNNN.wal         write-ahead log
-    NNNNNN.sst         sorted table
-    *.tmp              a file being written; removed on open
+LOCK               held with an exclusive lock while the database is open
+CURRENT            the name of the live manifest, replaced atomically
+MANIFEST-NNNNNN    log of version edits (live tables, catalog, counters)
+NNNNNN.wal         write-ahead log
+NNNNNN.sst         sorted table
+*.tmp              a file being written; removed on open
 """
 
 from __future__ import annotations

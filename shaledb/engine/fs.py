@@ -195,7 +195,8 @@ class FileSystem:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise LockedError(
-                    f"{os.path.dirname(path) or '.'} is locked by another process or handle ({holder}); "
+                    f"{os.path.dirname(path) or '.'} is locked by another process or handle "
+                    f"({holder}); "
                     "only one process may open a data directory - use the server to share it"
                 ) from None
             raise _storage_error("lock", path, exc) from exc

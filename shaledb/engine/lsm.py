@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import threading
 import time
-from itertools import islice
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from shaledb.engine import compaction as compactions
@@ -32,7 +32,13 @@ from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.iterators import live, merge
-from shaledb.engine.manifest import ManifestLog, ManifestState, TableRecord, encode_edit, read_current
+from shaledb.engine.manifest import (
+    ManifestLog,
+    ManifestState,
+    TableRecord,
+    encode_edit,
+    read_current,
+)
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.record_log import read_records
 from shaledb.engine.sstable import Table, TableBuilder
@@ -53,7 +59,9 @@ _CHUNK = 1024
 class LSMEngine:
     """A durable, sorted key-value engine in one directory. Thread-safe."""
 
-    def __init__(self, directory: str, options: Options | None = None, fs: FileSystem | None = None) -> None:
+    def __init__(
+        self, directory: str, options: Options | None = None, fs: FileSystem | None = None
+    ) -> None:
         self.directory = directory
         self.options = options or Options()
         self._fs = fs or FileSystem()
@@ -75,8 +83,12 @@ class LSMEngine:
         self._flush_entries = opts.memtable_entries or 1 << 62
         self._flush_bytes = opts.memtable_bytes if opts.memtable_entries is None else 1 << 62
         self._counters = {
-            "flush_bytes_written": 0, "compaction_bytes_written": 0,
-            "compaction_bytes_read": 0, "flushes": 0, "compactions": 0, "write_stalls": 0,
+            "flush_bytes_written": 0,
+            "compaction_bytes_written": 0,
+            "compaction_bytes_read": 0,
+            "flushes": 0,
+            "compactions": 0,
+            "write_stalls": 0,
             "write_slowdowns": 0,
         }
         try:
@@ -84,7 +96,9 @@ class LSMEngine:
         except BaseException:
             self._dir_lock.release()
             raise
-        self._bg_thread = threading.Thread(target=self._background, name="shaledb-background", daemon=True)
+        self._bg_thread = threading.Thread(
+            target=self._background, name="shaledb-background", daemon=True
+        )
         self._bg_thread.start()
 
     # -- recovery --------------------------------------------------------------------
@@ -112,7 +126,9 @@ class LSMEngine:
         self._seq = state.last_seq
         self._catalog = state.catalog
         self._version = Version(self._open_levels(state))
-        mem = self._replay_wals(state.log_number, sorted(n for k, n in numbered if k is FileKind.WAL))
+        mem = self._replay_wals(
+            state.log_number, sorted(n for k, n in numbered if k is FileKind.WAL)
+        )
         added: list[tuple[int, FileMeta]] = []
         if len(mem):
             meta = self._write_table(mem, "flush")
@@ -148,17 +164,25 @@ class LSMEngine:
         levels: list[list[FileMeta]] = [[] for _ in range(NUM_LEVELS)]
         for rec in state.tables.values():
             if not 0 <= rec.level < NUM_LEVELS:
-                raise CorruptionError(f"manifest {state.name} puts table {rec.number} at level {rec.level}")
+                raise CorruptionError(
+                    f"manifest {state.name} puts table {rec.number} at level {rec.level}"
+                )
             path = self._path_of(FileKind.TABLE, rec.number)
             if not self._fs.exists(path):
-                raise CorruptionError(f"{path}: live table is missing (listed in {state.name})", path)
+                raise CorruptionError(
+                    f"{path}: live table is missing (listed in {state.name})", path
+                )
             size = self._fs.size(path)
             if size != rec.size:
                 raise CorruptionError(
-                    f"{path}: table is {size} bytes, the manifest recorded {rec.size}", path, min(size, rec.size)
+                    f"{path}: table is {size} bytes, the manifest recorded {rec.size}",
+                    path,
+                    min(size, rec.size),
                 )
             table = Table(self._fs, path, rec.number, self._cache)
-            levels[rec.level].append(FileMeta(rec.number, rec.size, rec.entries, rec.smallest, rec.largest, table))
+            levels[rec.level].append(
+                FileMeta(rec.number, rec.size, rec.entries, rec.smallest, rec.largest, table)
+            )
         levels[0].sort(key=lambda f: -f.number)
         for files in levels[1:]:
             files.sort(key=lambda f: f.smallest)
@@ -188,8 +212,11 @@ class LSMEngine:
             for level, f in self._version.files()
         ]
         return encode_edit(
-            added=tables, log_number=log_number, next_file=self._next_file + 1,
-            last_seq=self._seq, catalog=self._catalog,
+            added=tables,
+            log_number=log_number,
+            next_file=self._next_file + 1,
+            last_seq=self._seq,
+            catalog=self._catalog,
         )
 
     def _new_manifest(self, log_number: int) -> ManifestLog:
@@ -201,16 +228,20 @@ class LSMEngine:
         for name in self._fs.list_dir(self.directory):
             parsed = filenames.parse(name)
             path = filenames.path(self.directory, name)
-            if name.endswith(filenames.TEMP_SUFFIX):
+            if name.endswith(filenames.TEMP_SUFFIX) or (
+                parsed is not None and self._obsolete(parsed, name, log_number, live_tables)
+            ):
                 self._fs.remove(path)
-            elif parsed is None:
-                continue
-            elif parsed[0] is FileKind.WAL and parsed[1] < log_number:
-                self._fs.remove(path)
-            elif parsed[0] is FileKind.TABLE and parsed[1] not in live_tables:
-                self._fs.remove(path)
-            elif parsed[0] is FileKind.MANIFEST and name != self._manifest.name:
-                self._fs.remove(path)
+
+    def _obsolete(
+        self, parsed: tuple[FileKind, int], name: str, log_number: int, live_tables: set[int]
+    ) -> bool:
+        kind, number = parsed
+        if kind is FileKind.WAL:
+            return number < log_number
+        if kind is FileKind.TABLE:
+            return number not in live_tables
+        return name != self._manifest.name
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -231,7 +262,9 @@ class LSMEngine:
         if self.closed:
             raise ClosedError("the database is closed")
         if self._bg_error is not None:
-            raise StorageError(f"the database stopped accepting writes after a background error: {self._bg_error}")
+            raise StorageError(
+                f"the database stopped accepting writes after a background error: {self._bg_error}"
+            )
 
     def now_ms(self) -> int:
         return int(self.options.clock() * 1000)
@@ -268,8 +301,11 @@ class LSMEngine:
     def put(self, flags: int, key: bytes, value: bytes) -> None:
         """``write([(flags, key, 0, value)])`` in fewer steps: the hot path of single puts."""
         with self._lock:
-            if self._imms or self.closed or self._bg_error is not None or (
-                len(self._version.levels[0]) >= self._slowdown_at
+            if (
+                self._imms
+                or self.closed
+                or self._bg_error is not None
+                or (len(self._version.levels[0]) >= self._slowdown_at)
             ):
                 self._check_usable()
                 self._make_room()
@@ -410,13 +446,18 @@ class LSMEngine:
                 return
 
     def _compaction_due(self) -> bool:
-        return self.options.background_compaction and compactions.pick(self._version, self.options) is not None
+        return (
+            self.options.background_compaction
+            and compactions.pick(self._version, self.options) is not None
+        )
 
     def _write_table(self, entries: Iterator[Entry] | MemTable, purpose: str) -> FileMeta | None:
         """Write ``entries`` (or a whole memtable) to one new table; None when there are none."""
         number = self._alloc_file_locked()
         path = self._path_of(FileKind.TABLE, number)
-        builder = TableBuilder(self._fs, path, self.options.block_size, self.options.bloom_bits_per_key)
+        builder = TableBuilder(
+            self._fs, path, self.options.block_size, self.options.bloom_bits_per_key
+        )
         try:
             if isinstance(entries, MemTable):
                 builder.add_columns(*entries.columns())
@@ -433,8 +474,14 @@ class LSMEngine:
             self._fs.remove(path)
             raise
         self._counters[f"{purpose}_bytes_written"] += info.size
-        return FileMeta(number, info.size, info.entries, info.smallest, info.largest,
-                        Table(self._fs, path, number, self._cache))
+        return FileMeta(
+            number,
+            info.size,
+            info.entries,
+            info.smallest,
+            info.largest,
+            Table(self._fs, path, number, self._cache),
+        )
 
     def _alloc_file_locked(self) -> int:
         with self._lock:
@@ -446,8 +493,12 @@ class LSMEngine:
             with self._lock:
                 older_pending = [m for m in self._imms if m is not imm]
                 log_number = older_pending[-1].wal_number if older_pending else self._mem.wal_number
-                edit = VersionEdit(added=[(0, meta)] if meta else [], log_number=log_number,
-                                   next_file=self._next_file, last_seq=self._seq)
+                edit = VersionEdit(
+                    added=[(0, meta)] if meta else [],
+                    log_number=log_number,
+                    next_file=self._next_file,
+                    last_seq=self._seq,
+                )
             self._log_edit(edit)
             with self._lock:
                 self._version = self._version.apply(edit)
@@ -459,10 +510,18 @@ class LSMEngine:
 
     def _log_edit(self, edit: VersionEdit) -> None:
         """Append ``edit`` to the manifest durably. Holds the manifest lock."""
-        self._manifest.append(encode_edit(
-            added=[TableRecord(level, f.number, f.size, f.entries, f.smallest, f.largest) for level, f in edit.added],
-            removed=edit.removed, log_number=edit.log_number, next_file=edit.next_file, last_seq=edit.last_seq,
-        ))
+        self._manifest.append(
+            encode_edit(
+                added=[
+                    TableRecord(level, f.number, f.size, f.entries, f.smallest, f.largest)
+                    for level, f in edit.added
+                ],
+                removed=edit.removed,
+                log_number=edit.log_number,
+                next_file=edit.next_file,
+                last_seq=edit.last_seq,
+            )
+        )
         if self._manifest.size > MAX_MANIFEST_BYTES:
             self._rewrite_manifest(edit)
 
@@ -495,10 +554,12 @@ class LSMEngine:
         outputs: list[FileMeta] = []
         try:
             while True:
-                meta = self._write_table(_take_until(entries, self.options.target_file_bytes), "compaction")
-                if meta is None:
+                output = self._write_table(
+                    _take_until(entries, self.options.target_file_bytes), "compaction"
+                )
+                if output is None:
                     break
-                outputs.append(meta)
+                outputs.append(output)
         except BaseException:
             for meta in outputs:
                 self._fs.remove(meta.table.path)
@@ -541,8 +602,12 @@ class LSMEngine:
             raise ClosedError("the database is closed")
         mem, imms, version = self._view
         levels = [
-            {"level": n, "files": len(files), "bytes": sum(f.size for f in files),
-             "entries": sum(f.entries for f in files)}
+            {
+                "level": n,
+                "files": len(files),
+                "bytes": sum(f.size for f in files),
+                "entries": sum(f.entries for f in files),
+            }
             for n, files in enumerate(version.levels)
         ]
         disk = sum(level["bytes"] for level in levels)

@@ -50,12 +50,16 @@ class ManifestState:
 
     def apply(self, edit: dict[str, Any], where: str) -> None:
         try:
-            for level, number in edit.get("remove", []):
+            for _level, number in edit.get("remove", []):
                 self.tables.pop(int(number), None)
             for level, number, size, entries, smallest, largest in edit.get("add", []):
                 self.tables[int(number)] = TableRecord(
-                    int(level), int(number), int(size), int(entries),
-                    bytes.fromhex(smallest), bytes.fromhex(largest),
+                    int(level),
+                    int(number),
+                    int(size),
+                    int(entries),
+                    bytes.fromhex(smallest),
+                    bytes.fromhex(largest),
                 )
             for name in ("log_number", "next_file", "last_seq"):
                 if name in edit:
@@ -95,7 +99,9 @@ def read_current(fs: FileSystem, directory: str) -> ManifestState | None:
     name = text.strip()
     parsed = filenames.parse(name)
     if not text.endswith("\n") or parsed is None or parsed[0] is not filenames.FileKind.MANIFEST:
-        raise CorruptionError(f"{current}: does not name a manifest (holds {text[:80]!r})", current, 0)
+        raise CorruptionError(
+            f"{current}: does not name a manifest (holds {text[:80]!r})", current, 0
+        )
     path = filenames.path(directory, name)
     if not fs.exists(path):
         raise CorruptionError(f"{current} names {name}, which does not exist", current, 0)
@@ -109,7 +115,9 @@ def read_current(fs: FileSystem, directory: str) -> ManifestState | None:
             if not isinstance(edit, dict):
                 raise ValueError("an edit must be a JSON object")
         except ValueError as exc:
-            raise CorruptionError(f"{path}: edit at offset {offset} is not JSON: {exc}", path, offset) from None
+            raise CorruptionError(
+                f"{path}: edit at offset {offset} is not JSON: {exc}", path, offset
+            ) from None
         state.apply(edit, f"{path} offset {offset}")
         offset += len(payload) + 9
     if not records:
@@ -140,5 +148,3 @@ class ManifestLog:
 
     def close(self) -> None:
         self._file.close()
-
-

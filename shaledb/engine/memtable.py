@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, insort
 from collections.abc import Iterator
-
 from operator import itemgetter
 
 from shaledb.engine.base import Entry, Found
@@ -42,7 +41,13 @@ class MemTable:
     """
 
     __slots__ = (
-        "entries", "wal_number", "last_seq", "approximate_bytes", "_sorted", "_pending", "_sort_lock"
+        "entries",
+        "wal_number",
+        "last_seq",
+        "approximate_bytes",
+        "_sorted",
+        "_pending",
+        "_sort_lock",
     )
 
     def __init__(self, wal_number: int) -> None:

@@ -75,9 +75,7 @@ def read_records(
         if isinstance(checked, str):
             if tail_may_be_torn and not _valid_record_after(data, offset + 1):
                 return records, offset
-            raise CorruptionError(
-                f"{path}: {checked} at offset {offset}", path=path, offset=offset
-            )
+            raise CorruptionError(f"{path}: {checked} at offset {offset}", path=path, offset=offset)
         record_type, end = checked
         records.append((record_type, data[offset + HEADER_SIZE : end]))
         offset = end

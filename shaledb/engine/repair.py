@@ -29,7 +29,7 @@ from shaledb.engine.memtable import MemTable
 from shaledb.engine.record_log import WAL_BATCH, salvage_records
 from shaledb.engine.sstable import Table, TableBuilder
 from shaledb.engine.wal import decode_batch
-from shaledb.errors import CorruptionError
+from shaledb.errors import CorruptionError, StorageError
 from shaledb.options import Options, wall_clock
 
 
@@ -42,7 +42,9 @@ class RepairReport:
     tables_written: int = 0
 
 
-def repair_directory(directory: str, options: Options | None = None, fs: FileSystem | None = None) -> RepairReport:
+def repair_directory(
+    directory: str, options: Options | None = None, fs: FileSystem | None = None
+) -> RepairReport:
     """Rebuild ``directory`` from what is readable. Raises LockedError if it is open elsewhere."""
     fs = fs or FileSystem()
     options = options or Options()
@@ -63,7 +65,9 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         report.lost.append(f"manifest unreadable, table order taken from file numbers: {exc}")
         state = None
     if state is not None:
-        records = sorted(state.tables.values(), key=lambda r: (r.level, -r.number if r.level == 0 else 0))
+        records = sorted(
+            state.tables.values(), key=lambda r: (r.level, -r.number if r.level == 0 else 0)
+        )
         table_numbers = [r.number for r in records]
         log_number, catalog, last_seq = state.log_number, state.catalog, state.last_seq
     else:
@@ -90,11 +94,11 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
     for number in table_numbers:
         path = filenames.path(directory, filenames.table_name(number))
         try:
-            entries, damage = Table(fs, path, number, cache).salvage()
-        except (CorruptionError, OSError) as exc:
+            entries, bad_blocks = Table(fs, path, number, cache).salvage()
+        except (CorruptionError, StorageError) as exc:
             report.lost.append(f"{path}: table unreadable, dropped: {exc}")
             continue
-        report.lost.extend(str(d) + " (block dropped)" for d in damage)
+        report.lost.extend(str(d) + " (block dropped)" for d in bad_blocks)
         sources.append(iter(entries))
     next_file = max([n + 1 for _, n in numbered] + [1])
     now_ms = int(wall_clock() * 1000)
@@ -105,8 +109,12 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
             continue  # everything is in this merge: nothing older can resurface
         if builder is None:
             number, next_file = next_file, next_file + 1
-            builder = TableBuilder(fs, filenames.path(directory, filenames.table_name(number)),
-                                   options.block_size, options.bloom_bits_per_key)
+            builder = TableBuilder(
+                fs,
+                filenames.path(directory, filenames.table_name(number)),
+                options.block_size,
+                options.bloom_bits_per_key,
+            )
         builder.add(key, flags, expire_ms, value)
         report.entries_kept += 1
         if builder.file_size >= options.target_file_bytes:
@@ -116,17 +124,30 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         added.append(_finish(builder, number))
     report.tables_written = len(added)
     manifest_number, log_after = next_file, next_file + 1
-    snapshot = encode_edit(added=added, log_number=log_after, next_file=log_after + 1,
-                           last_seq=last_seq, catalog=catalog)
+    snapshot = encode_edit(
+        added=added,
+        log_number=log_after,
+        next_file=log_after + 1,
+        last_seq=last_seq,
+        catalog=catalog,
+    )
     manifest = ManifestLog(fs, directory, manifest_number, snapshot)
     manifest.close()
-    keep = {filenames.table_name(t.number) for t in added} | {manifest.name, filenames.LOCK, filenames.CURRENT}
+    keep = {filenames.table_name(t.number) for t in added} | {
+        manifest.name,
+        filenames.LOCK,
+        filenames.CURRENT,
+    }
     for name in names:
-        if name not in keep and (filenames.parse(name) is not None or name.endswith(filenames.TEMP_SUFFIX)):
+        if name not in keep and (
+            filenames.parse(name) is not None or name.endswith(filenames.TEMP_SUFFIX)
+        ):
             fs.remove(filenames.path(directory, name))
     if catalog is None and state is None:
-        report.lost.append("catalog of namespaces and tables unreadable; named tables' data "
-                           "is kept but only the default table is listed")
+        report.lost.append(
+            "catalog of namespaces and tables unreadable; named tables' data "
+            "is kept but only the default table is listed"
+        )
     return report
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from operator import add, itemgetter
 
-from shaledb.engine import bloom
 from shaledb.engine import block as blocks
+from shaledb.engine import bloom
 from shaledb.engine.base import Entry, Found
 from shaledb.engine.block import TRAILER_SIZE, Block
 from shaledb.engine.block_cache import BlockCache
@@ -154,8 +154,13 @@ class TableBuilder:
         index = blocks.encode(self._index_keys, bytes(len(self._index_keys)), self._index_values)
         index_offset, index_size = self._emit(index)
         head = struct.pack(
-            "<QIQIQI", index_offset, index_size, filter_offset, filter_size,
-            self.entries, FORMAT_VERSION,
+            "<QIQIQI",
+            index_offset,
+            index_size,
+            filter_offset,
+            filter_size,
+            self.entries,
+            FORMAT_VERSION,
         )
         self._pending.append(head + struct.pack("<IQ", crc32c(head), MAGIC))
         self._offset += FOOTER_SIZE
@@ -178,20 +183,28 @@ class Table:
         self._file = fs.open_read(path)
         size = self._file.size
         if size < FOOTER_SIZE:
-            raise CorruptionError(f"{path}: file of {size} bytes is too short for a footer", path, 0)
+            raise CorruptionError(
+                f"{path}: file of {size} bytes is too short for a footer", path, 0
+            )
         footer_at = size - FOOTER_SIZE
         raw = self._file.read(footer_at, FOOTER_SIZE)
         (index_off, index_size, filter_off, filter_size, self.entries, version, crc, magic) = (
             FOOTER.unpack(raw)
         )
         if magic != MAGIC:
-            raise CorruptionError(f"{path}: footer at offset {footer_at} has a bad magic number", path, footer_at)
+            raise CorruptionError(
+                f"{path}: footer at offset {footer_at} has a bad magic number", path, footer_at
+            )
         if crc32c(raw[:_FOOTER_CRC_COVERS]) != crc:
-            raise CorruptionError(f"{path}: footer at offset {footer_at} fails its checksum", path, footer_at)
+            raise CorruptionError(
+                f"{path}: footer at offset {footer_at} fails its checksum", path, footer_at
+            )
         if version != FORMAT_VERSION:
             raise CorruptionError(
-                f"{path}: format version {version} is not supported (this build reads {FORMAT_VERSION})",
-                path, footer_at,
+                f"{path}: format version {version} is not supported "
+                f"(this build reads {FORMAT_VERSION})",
+                path,
+                footer_at,
             )
         index = Block(self._read_block(index_off, index_size, "index block"), path, index_off)
         self._last_keys = index.keys
@@ -201,14 +214,20 @@ class Table:
         self._filter = None
         if filter_size:
             try:
-                self._filter = bloom.BloomFilter(self._read_block(filter_off, filter_size, "filter block"))
+                self._filter = bloom.BloomFilter(
+                    self._read_block(filter_off, filter_size, "filter block")
+                )
             except ValueError as exc:
-                raise CorruptionError(f"{path}: filter block at offset {filter_off}: {exc}", path, filter_off) from None
+                raise CorruptionError(
+                    f"{path}: filter block at offset {filter_off}: {exc}", path, filter_off
+                ) from None
 
     def _read_block(self, offset: int, size: int, part: str) -> bytes:
         raw = self._file.read(offset, size + TRAILER_SIZE)
         if len(raw) != size + TRAILER_SIZE:
-            raise CorruptionError(f"{self.path}: {part} at offset {offset} is truncated", self.path, offset)
+            raise CorruptionError(
+                f"{self.path}: {part} at offset {offset} is truncated", self.path, offset
+            )
         return blocks.unseal(raw, self.path, offset, part)
 
     def _block(self, i: int, fill_cache: bool = True) -> Block:
@@ -270,8 +289,11 @@ class Table:
                 continue
             entries.extend(block.iter_from(0, None))
         if not damage and len(entries) != self.entries:
-            damage.append(CorruptionError(
-                f"{self.path}: footer counts {self.entries} entries, blocks hold {len(entries)}",
-                self.path,
-            ))
+            damage.append(
+                CorruptionError(
+                    f"{self.path}: footer counts {self.entries} entries, "
+                    f"blocks hold {len(entries)}",
+                    self.path,
+                )
+            )
         return entries, damage

@@ -59,7 +59,9 @@ class Version:
     def apply(self, edit: VersionEdit) -> Version:
         """A new version with the edit's tables removed and added."""
         gone = set(edit.removed)
-        levels = [[f for f in files if (n, f.number) not in gone] for n, files in enumerate(self.levels)]
+        levels = [
+            [f for f in files if (n, f.number) not in gone] for n, files in enumerate(self.levels)
+        ]
         for level, meta in edit.added:
             if level == 0:
                 levels[0].insert(0, meta)  # level 0: newest first

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Sequence
 
 from shaledb.engine.base import Op
+from shaledb.engine.checksum import crc32c
 from shaledb.engine.entry import HAS_TTL
 from shaledb.engine.fs import AppendFile, FileSystem
-from shaledb.engine.checksum import crc32c
 from shaledb.engine.record_log import WAL_BATCH, frame
 from shaledb.errors import CorruptionError, StorageError
 
@@ -126,7 +126,9 @@ class WriteAheadLog:
 
     def append_put(self, seq: int, flags: int, key: bytes, value: bytes) -> int:
         """:meth:`append` for a batch of one put without TTL, in fewer steps (same bytes)."""
-        body = _PUT_BODY.pack(21 + len(key) + len(value), WAL_BATCH, seq, 1, flags, len(key), len(value))
+        body = _PUT_BODY.pack(
+            21 + len(key) + len(value), WAL_BATCH, seq, 1, flags, len(key), len(value)
+        )
         body += key
         body += value
         record = _CRC.pack(crc32c(body)) + body
