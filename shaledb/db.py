@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
@@ -526,6 +527,16 @@ class DB(Table):
             raise InvalidArgumentError("this WriteBatch belongs to another database")
         if batch._ops:
             self._engine.write(list(batch._ops))
+
+    def deferred_sync(self) -> AbstractContextManager[None]:
+        """Writes of this thread inside the block share one fsync, taken when it ends.
+
+        Matters only with ``fsync="always"``: there each write normally waits for its own
+        fsync (shared with other threads' writes). Inside the block a write returns first
+        and the block's end makes all of them durable at once, raising StorageError if
+        that fails. Acknowledge such writes to others only after the block.
+        """
+        return self._engine.deferred_sync()
 
     def flush(self) -> None:
         """Write the memtable to an SSTable and make the log durable."""

@@ -19,6 +19,7 @@ Reads never wait on a flush or a compaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 #: ``(flags, key, expire_ms, value)``: one put or delete.
@@ -62,6 +63,15 @@ class Engine(Protocol):
 
     def now_ms(self) -> int:
         """The engine's clock, in milliseconds since the epoch."""
+        ...
+
+    def deferred_sync(self) -> AbstractContextManager[None]:
+        """A block within which this thread's writes share one fsync, taken at its end.
+
+        In fsync mode ``always`` a write inside the block returns before its fsync; the
+        block's exit does one fsync covering them all (and raises if it fails). Use it
+        only where the writes are acknowledged after the block.
+        """
         ...
 
     def flush(self) -> None:

@@ -18,6 +18,7 @@ Implements :class:`shaledb.engine.base.Engine`; its durability rule holds.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -79,6 +80,7 @@ class LSMEngine:
         opts = self.options
         # Settings read on every put, as plain attributes.
         self._sync_always = opts.fsync == "always"
+        self._deferred = threading.local()
         self._slowdown_at = opts.l0_slowdown_trigger if opts.background_compaction else 1 << 30
         self._flush_entries = opts.memtable_entries or 1 << 62
         self._flush_bytes = opts.memtable_bytes if opts.memtable_entries is None else 1 << 62
@@ -295,7 +297,7 @@ class LSMEngine:
             if self._memtable_full(mem):
                 self._rotate()
         if self._sync_always:
-            self._wal.sync_to(position)
+            self._sync_or_defer(position)
         return True
 
     def put(self, flags: int, key: bytes, value: bytes) -> None:
@@ -321,7 +323,31 @@ class LSMEngine:
             if mem.approximate_bytes >= self._flush_bytes or len(mem) >= self._flush_entries:
                 self._rotate()
         if self._sync_always:
+            self._sync_or_defer(position)
+
+    def _sync_or_defer(self, position: int) -> None:
+        deferred = self._deferred
+        if getattr(deferred, "depth", 0):
+            deferred.position = max(deferred.position, position)
+        else:
             self._wal.sync_to(position)
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Within the block, ``always``-mode writes of this thread skip their own fsync;
+        leaving the block fsyncs once for all of them (group commit across one caller's
+        writes). Only for callers that acknowledge those writes after the block ends."""
+        deferred = self._deferred
+        deferred.depth = getattr(deferred, "depth", 0) + 1
+        if deferred.depth == 1:
+            deferred.position = 0
+        try:
+            yield
+        finally:
+            deferred.depth -= 1
+            if deferred.depth == 0 and deferred.position:
+                position, deferred.position = deferred.position, 0
+                self._wal.sync_to(position)
 
     def _stop_writes(self, exc: StorageError) -> None:
         """Refuse every later write: a failed append may have left part of a record in the

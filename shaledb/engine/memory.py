@@ -7,6 +7,7 @@ the durable engine to the same behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -66,6 +67,10 @@ class MemoryEngine:
             items = [(k, *self._data[k]) for k in keys]
         now = self.now_ms()
         return iter([e for e in items if not (e[1] & HAS_TTL and e[2] <= now)])
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        yield  # nothing is ever synced
 
     def flush(self) -> None:
         self._check_open()

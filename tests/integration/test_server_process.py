@@ -216,3 +216,33 @@ def test_data_dir_locked_by_another_server(tmp_path: Path) -> None:
             ServerProcess(data).start()
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_pipelined_puts_with_fsync_always_are_acknowledged_and_survive_kill_9(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, "--fsync", "always").start()
+    link = Link(server.port)
+    n = 2000
+    link.send(
+        b"".join(
+            json.dumps({"command": "put", "key": f"p:{i:05d}", "value": str(i)}).encode() + b"\n"
+            for i in range(n)
+        )
+    )
+    replies = [link.recv() for _ in range(n)]
+    assert all(r == {"status": "ok", "message": "Key-value pair stored"} for r in replies)
+    link.close()
+    server.kill()
+    server.start()
+    try:
+        link = Link(server.port)
+        got = link.call({"command": "get_range", "start_key": "p:", "end_key": "p:~"})
+        assert got["status"] == "ok"
+        assert got["data"] == [
+            [f"p:{i:05d}", str(i)] for i in sorted(range(n), key=lambda i: f"{i:05d}")
+        ]
+        link.close()
+    finally:
+        assert server.stop() == 0, server.log()

@@ -410,3 +410,55 @@ def test_a_failed_fsync_is_reported_to_the_writer(
     finally:
         with contextlib.suppress(StorageError):
             engine.close()
+
+
+def test_deferred_sync_shares_one_fsync_among_a_threads_writes(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = LSMEngine(str(data_dir), Options(fsync="always"))
+    calls: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting)
+    try:
+        engine.write([(0, b"a", 0, b"1")])
+        assert len(calls) == 1  # outside the block: one fsync per write
+        calls.clear()
+        with engine.deferred_sync():
+            for i in range(50):
+                engine.put(0, b"k%d" % i, b"v")
+            with engine.deferred_sync():  # nested blocks sync once, at the outer end
+                engine.write([(0, b"b", 0, b"2")])
+            assert calls == []
+        assert len(calls) == 1
+    finally:
+        monkeypatch.undo()
+        engine.close()
+    engine = LSMEngine(str(data_dir), Options())
+    try:
+        assert engine.get(b"k49") == (0, 0, b"v") and engine.get(b"b") == (0, 0, b"2")
+    finally:
+        engine.close()
+
+
+def test_deferred_sync_reports_a_failed_fsync(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = LSMEngine(str(data_dir), Options(fsync="always"))
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    try:
+        with pytest.raises(StorageError, match="fsync"):
+            with engine.deferred_sync():
+                engine.put(0, b"a", b"1")
+                monkeypatch.setattr(os, "fdatasync", failing)
+        monkeypatch.undo()
+    finally:
+        with contextlib.suppress(StorageError):
+            engine.close()
