@@ -454,10 +454,9 @@ def test_deferred_sync_reports_a_failed_fsync(
         raise OSError(5, "Input/output error")
 
     try:
-        with pytest.raises(StorageError, match="fsync"):
-            with engine.deferred_sync():
-                engine.put(0, b"a", b"1")
-                monkeypatch.setattr(os, "fdatasync", failing)
+        with pytest.raises(StorageError, match="fsync"), engine.deferred_sync():
+            engine.put(0, b"a", b"1")
+            monkeypatch.setattr(os, "fdatasync", failing)
         monkeypatch.undo()
     finally:
         with contextlib.suppress(StorageError):
