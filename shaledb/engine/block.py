@@ -137,6 +137,16 @@ class Block:
                 return
             yield (key, *entry(j))
 
+    def columns(self, i: int, j: int) -> tuple[list[bytes], bytes, list[bytes]]:
+        """Entries ``i`` to ``j - 1`` as ``(keys, flags, stored values)``; a stored value keeps
+        its expiry prefix. Slices and one comprehension: no per-entry method call."""
+        ends = self._value_ends
+        base = self._values_start
+        buf = self._buf
+        starts = ((ends[i - 1] if i else 0), *ends[i : j - 1])
+        values = [buf[base + a : base + b] for a, b in zip(starts, ends[i:j])]
+        return self.keys[i:j], self._flags[i:j], values
+
     def memory_bytes(self) -> int:
         """Approximate memory held, for the block cache's accounting."""
         return len(self._buf) + 48 * len(self.keys) + 64

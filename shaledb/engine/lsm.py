@@ -22,7 +22,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
 from typing import Any
 
 from shaledb.engine import compaction as compactions
@@ -53,8 +52,6 @@ MAX_IMMUTABLES = 2
 #: A manifest larger than this is rewritten as a snapshot.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _DEAD = TOMBSTONE | HAS_TTL
-#: Entries handed to a table builder at once.
-_CHUNK = 1024
 
 
 class LSMEngine:
@@ -477,37 +474,36 @@ class LSMEngine:
             and compactions.pick(self._version, self.options) is not None
         )
 
-    def _write_table(self, entries: Iterator[Entry] | MemTable, purpose: str) -> FileMeta | None:
-        """Write ``entries`` (or a whole memtable) to one new table; None when there are none."""
+    def _write_table(self, mem: MemTable, purpose: str) -> FileMeta | None:
+        """Write a memtable to one new table; None when it is empty."""
+        if not len(mem):
+            return None
+        number, builder = self._new_builder()
+        try:
+            builder.add_columns(*mem.columns())
+        except BaseException:
+            builder.abandon()
+            self._fs.remove(builder.path)
+            raise
+        return self._finish_table(number, builder, purpose)
+
+    def _new_builder(self) -> tuple[int, TableBuilder]:
         number = self._alloc_file_locked()
         path = self._path_of(FileKind.TABLE, number)
-        builder = TableBuilder(
-            self._fs, path, self.options.block_size, self.options.bloom_bits_per_key
-        )
+        opts = self.options
+        return number, TableBuilder(self._fs, path, opts.block_size, opts.bloom_bits_per_key)
+
+    def _finish_table(self, number: int, builder: TableBuilder, purpose: str) -> FileMeta:
+        """Finish ``builder`` (fsync included) and open the table it wrote."""
         try:
-            if isinstance(entries, MemTable):
-                builder.add_columns(*entries.columns())
-            else:
-                while chunk := list(islice(entries, _CHUNK)):
-                    builder.add_entries(chunk)
-            if builder.entries == 0:
-                builder.abandon()
-                self._fs.remove(path)
-                return None
             info = builder.finish()
         except BaseException:
             builder.abandon()
-            self._fs.remove(path)
+            self._fs.remove(builder.path)
             raise
         self._counters[f"{purpose}_bytes_written"] += info.size
-        return FileMeta(
-            number,
-            info.size,
-            info.entries,
-            info.smallest,
-            info.largest,
-            Table(self._fs, path, number, self._cache),
-        )
+        table = Table(self._fs, builder.path, number, self._cache)
+        return FileMeta(number, info.size, info.entries, info.smallest, info.largest, table)
 
     def _alloc_file_locked(self) -> int:
         with self._lock:
@@ -574,19 +570,28 @@ class LSMEngine:
             edit = VersionEdit(added=[(chosen.output_level, meta)], removed=[(level, meta.number)])
             self._install(edit)
             return
-        entries = compactions.surviving(
-            compactions.merged_entries(chosen), chosen, self.now_ms(), self._drop_filter
-        )
+        now = self.now_ms()
+        target = self.options.target_file_bytes
         outputs: list[FileMeta] = []
+        builder: tuple[int, TableBuilder] | None = None
         try:
-            while True:
-                output = self._write_table(
-                    _take_until(entries, self.options.target_file_bytes), "compaction"
-                )
-                if output is None:
-                    break
-                outputs.append(output)
+            for window in compactions.merged_windows(chosen):
+                keys, flags, values = compactions.surviving(window, chosen, now, self._drop_filter)
+                if not keys:
+                    continue
+                if builder is None:
+                    builder = self._new_builder()
+                builder[1].add_columns(keys, flags, values)
+                if builder[1].file_size >= target:
+                    outputs.append(self._finish_table(*builder, "compaction"))
+                    builder = None
+            if builder is not None:
+                outputs.append(self._finish_table(*builder, "compaction"))
+                builder = None
         except BaseException:
+            if builder is not None:
+                builder[1].abandon()
+                self._fs.remove(builder[1].path)
             for meta in outputs:
                 self._fs.remove(meta.table.path)
             raise
@@ -677,13 +682,3 @@ class LSMEngine:
 def _chain(files: list[FileMeta], lo: bytes, hi: bytes | None, reverse: bool) -> Iterator[Entry]:
     for f in files:
         yield from f.table.iter_range(lo, hi, reverse)
-
-
-def _take_until(entries: Iterator[Entry], limit: int) -> Iterator[Entry]:
-    """Entries from ``entries`` until about ``limit`` bytes have passed (one output table)."""
-    total = 0
-    for entry in entries:
-        yield entry
-        total += len(entry[0]) + len(entry[3]) + 10
-        if total >= limit:
-            return

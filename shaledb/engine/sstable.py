@@ -24,7 +24,6 @@ from shaledb.engine.base import Entry, Found
 from shaledb.engine.block import TRAILER_SIZE, Block
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.checksum import crc32c
-from shaledb.engine.entry import HAS_TTL
 from shaledb.engine.fs import FileSystem
 from shaledb.errors import CorruptionError
 
@@ -80,21 +79,6 @@ class TableBuilder:
         self.entries += 1
         if self._block_bytes >= self._block_size:
             self._finish_block()
-
-    def add_entries(self, entries: list[Entry]) -> None:
-        """Add many entries at once (in key order, after any added before).
-
-        Same result as :meth:`add` per entry, but block boundaries are found by bisecting
-        cumulative sizes and the lists are cut by slicing, so the per-entry work runs in C.
-        """
-        if not entries:
-            return
-        flags = bytes(map(_second, entries))
-        if any(map(HAS_TTL.__and__, flags)):
-            stored = [blocks.value_with_expiry(f, e, v) for _, f, e, v in entries]
-        else:
-            stored = list(map(_fourth, entries))
-        self.add_columns(list(map(_first, entries)), flags, stored)
 
     def add_columns(self, keys: list[bytes], flags: bytes, stored: list[bytes]) -> None:
         """Add entries given as parallel columns; ``stored`` values carry their expiry prefix."""
@@ -276,6 +260,33 @@ class Table:
             yield from block.iter_down(top, lo)
             if i > 0 and last_keys[i - 1] < lo:
                 return
+
+    @property
+    def block_last_keys(self) -> list[bytes]:
+        """The last key of each data block (the index keys)."""
+        return self._last_keys
+
+    def columns_in(
+        self, lo: bytes | None, hi: bytes | None
+    ) -> tuple[list[bytes], bytearray, list[bytes]]:
+        """Entries with ``lo <= key < hi`` (None: unbounded) as columns, read past the cache."""
+        keys: list[bytes] = []
+        flags = bytearray()
+        values: list[bytes] = []
+        last_keys = self._last_keys
+        first = 0 if lo is None else bisect_left(last_keys, lo)
+        for i in range(first, len(last_keys)):
+            block = self._block(i, fill_cache=False)
+            start = 0 if lo is None or i != first else bisect_left(block.keys, lo)
+            end = len(block.keys) if hi is None else bisect_left(block.keys, hi)
+            if start < end:
+                k, f, v = block.columns(start, end)
+                keys += k
+                flags += f
+                values += v
+            if hi is not None and last_keys[i] >= hi:
+                break
+        return keys, flags, values
 
     def salvage(self) -> tuple[list[Entry], list[CorruptionError]]:
         """Every entry of every block that checks out, and the damage met on the way."""

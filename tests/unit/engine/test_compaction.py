@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shaledb.engine import compaction as compactions
+from shaledb.engine.block import value_with_expiry
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.fs import FileSystem
@@ -116,8 +117,27 @@ def test_merged_entries_newest_first(tables: Tables) -> None:
     v = _version((2, deep), (0, old), (0, new))
     chosen = compactions.for_range(v, None, None)
     assert chosen is not None
-    merged = list(compactions.merged_entries(chosen))
-    assert merged == [(b"k", 0, 0, b"new"), (b"o", 0, 0, b"o"), (b"z", 0, 0, b"z")]
+    merged = list(compactions.merged_windows(chosen))
+    assert merged == [([b"k", b"o", b"z"], b"\x00\x00\x00", [b"new", b"o", b"z"])]
+
+
+def test_merged_windows_cover_every_key_once_across_many_windows(tables: Tables) -> None:
+    older = tables.make([(b"%05d" % i, 0, 0, b"old") for i in range(0, 3000, 2)])
+    newer = tables.make([(b"%05d" % i, 0, 0, b"new") for i in range(0, 3000, 3)])
+    deep = tables.make([(b"%05d" % i, 0, 0, b"deep") for i in range(1, 3000, 2)])
+    v = _version((2, deep), (0, older), (0, newer))
+    chosen = compactions.for_range(v, None, None)
+    assert chosen is not None
+    windows = compactions.windows(chosen, window_entries=100)
+    assert len(windows) > 10 and windows[0][0] is None and windows[-1][1] is None
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    merged: list[tuple[bytes, bytes]] = []
+    for keys, _flags, values in compactions.merged_windows(chosen, window_entries=100):
+        merged.extend(zip(keys, values))
+    expected = {b"%05d" % i: b"old" for i in range(0, 3000, 2)}
+    expected.update({b"%05d" % i: b"deep" for i in range(1, 3000, 2)})
+    expected.update({b"%05d" % i: b"new" for i in range(0, 3000, 3)})
+    assert merged == sorted(expected.items())
 
 
 ENTRIES = [
@@ -131,7 +151,16 @@ ENTRIES = [
 
 def _surviving(bottom: bool) -> list:
     c = compactions.Compaction([], 1, bottom, "test")
-    return list(compactions.surviving(iter(ENTRIES), c, 2000, lambda k: k[:1] == b"\x01"))
+    columns = (
+        [e[0] for e in ENTRIES],
+        bytes(e[1] for e in ENTRIES),
+        [value_with_expiry(e[1], e[2], e[3]) for e in ENTRIES],
+    )
+    keys, flags, values = compactions.surviving(columns, c, 2000, lambda k: k[:1] == b"\x01")
+    return [
+        (k, f, *((int.from_bytes(v[:8], "little"), v[8:]) if f & HAS_TTL else (0, v)))
+        for k, f, v in zip(keys, flags, values)
+    ]
 
 
 def test_bottom_compaction_drops_tombstones_expired_and_dropped() -> None:
