@@ -91,25 +91,46 @@ def _build(
     )
 
 
+def scores(version: Version, options: Options) -> list[float]:
+    """How far over its limit each level is (>= 1: needs compaction). Level 0 counts
+    tables against ``l0_compaction_trigger``; deeper levels bytes against their target."""
+    result = [len(version.levels[0]) / options.l0_compaction_trigger]
+    for level in range(1, NUM_LEVELS - 1):
+        result.append(version.level_bytes(level) / max_bytes_for_level(level, options))
+    return result
+
+
 def pick(version: Version, options: Options) -> Compaction | None:
-    """The compaction the version needs most, or None. Pure: no I/O, no state."""
-    l0 = list(version.levels[0])
-    if len(l0) >= options.l0_compaction_trigger:
+    """The compaction the version needs most, or None. Pure: no I/O, no state.
+
+    The level with the highest score goes first. Giving level 0 priority whenever it is
+    full instead lets level 1 grow without bound under steady writes, and every level 0
+    compaction then rewrites all of it.
+    """
+    level_scores = scores(version, options)
+    score = max(level_scores)
+    if score < 1:
+        return None
+    level = level_scores.index(score)
+    if level == 0:
+        l0 = list(version.levels[0])
         chosen = _close_over_overlap(version, {0: l0}, range(0, 2))
         return _build(version, chosen, 1, f"level 0 holds {len(l0)} tables")
-    best: tuple[float, int] | None = None
-    for level in range(1, NUM_LEVELS - 1):
-        score = version.level_bytes(level) / max_bytes_for_level(level, options)
-        if score > 1 and (best is None or score > best[0]):
-            best = (score, level)
-    if best is None:
-        return None
-    level = best[1]
-    # The largest table of the level: it moves the most bytes down per compaction.
-    seed = max(version.levels[level], key=lambda f: f.size)
+    seed = _least_overlapping(version, level)
     chosen = _close_over_overlap(version, {level: [seed]}, range(level + 1, level + 2))
     chosen[level] = [seed]
-    return _build(version, chosen, level + 1, f"level {level} is {best[0]:.1f}x its target size")
+    return _build(version, chosen, level + 1, f"level {level} is {score:.1f}x its target size")
+
+
+def _least_overlapping(version: Version, level: int) -> FileMeta:
+    """The table of ``level`` whose move down rewrites the fewest bytes per byte moved."""
+    below = version.levels[level + 1]
+
+    def cost(f: FileMeta) -> float:
+        overlap = sum(g.size for g in below if g.overlaps(f.smallest, f.largest + b"\x00"))
+        return overlap / max(1, f.size)
+
+    return min(version.levels[level], key=cost)
 
 
 def for_range(version: Version, lo: bytes | None, hi: bytes | None) -> Compaction | None:

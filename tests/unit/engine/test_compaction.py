@@ -84,7 +84,12 @@ def test_deeper_level_over_its_size_is_compacted(tables: Tables) -> None:
     below = tables.span("k0010", "k0020")
     deeper = tables.span("k0015", "k0016")
     opts = Options(max_bytes_for_level_base=1000, level_size_ratio=10)
+    # The table overlapping least below moves first: here `small`, which overlaps nothing.
     v = _version((1, big), (1, small), (2, below), (3, deeper))
+    chosen = compactions.pick(v, opts)
+    assert chosen is not None and chosen.output_level == 2
+    assert [(level, f.number) for level, f in chosen.input_files()] == [(1, small.number)]
+    v = _version((1, big), (2, below), (3, deeper))
     chosen = compactions.pick(v, opts)
     assert chosen is not None and chosen.output_level == 2
     assert [(level, f.number) for level, f in chosen.input_files()] == [
@@ -94,6 +99,23 @@ def test_deeper_level_over_its_size_is_compacted(tables: Tables) -> None:
     assert not chosen.drops_tombstones  # level 3 overlaps
     assert compactions.max_bytes_for_level(1, opts) == 1000
     assert compactions.max_bytes_for_level(3, opts) == 100_000
+
+
+def test_the_level_furthest_over_its_limit_goes_first(tables: Tables) -> None:
+    l0 = [tables.span("a", "z") for _ in range(4)]
+    l1 = [
+        tables.make([(f"k{n}-{i:03d}".encode(), 0, 0, b"x" * 100) for i in range(40)])
+        for n in range(3)
+    ]
+    opts = Options(max_bytes_for_level_base=1000, l0_compaction_trigger=4)
+    v = _version(*[(0, f) for f in l0], *[(1, f) for f in l1])
+    scores = compactions.scores(v, opts)
+    assert scores[0] == 1.0 and scores[1] > 10
+    chosen = compactions.pick(v, opts)
+    assert chosen is not None and chosen.output_level == 2  # level 1, not level 0
+    fewer = Options(max_bytes_for_level_base=10**9, l0_compaction_trigger=4)
+    chosen = compactions.pick(v, fewer)
+    assert chosen is not None and chosen.output_level == 1
 
 
 def test_for_range_closes_over_overlap(tables: Tables) -> None:
