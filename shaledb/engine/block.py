@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
 
 from shaledb.engine.base import Entry, Found
 from shaledb.engine.checksum import crc32c
@@ -119,23 +119,27 @@ class Block:
 
     def iter_from(self, i: int, hi: bytes | None) -> Iterator[Entry]:
         """Entries from index ``i`` upward while ``key < hi``."""
-        keys = self.keys
-        entry = self.entry
-        for j in range(i, len(keys)):
-            key = keys[j]
-            if hi is not None and key >= hi:
-                return
-            yield (key, *entry(j))
+        end = len(self.keys) if hi is None else bisect_left(self.keys, hi, i)
+        return self._entries(i, end, False)
 
     def iter_down(self, i: int, lo: bytes) -> Iterator[Entry]:
         """Entries from index ``i`` downward while ``key >= lo``."""
-        keys = self.keys
-        entry = self.entry
-        for j in range(i, -1, -1):
-            key = keys[j]
-            if key < lo:
-                return
-            yield (key, *entry(j))
+        start = bisect_left(self.keys, lo, 0, i + 1) if i >= 0 else 0
+        return self._entries(start, i + 1, True)
+
+    def _entries(self, i: int, j: int, reverse: bool) -> Iterator[Entry]:
+        if i >= j:
+            return iter(())
+        keys, flags, values = self.columns(i, j)
+        if any(map(HAS_TTL.__and__, flags)):
+            entries: Iterator[Entry] = (
+                (k, f, *_split_expiry(v)) if f & HAS_TTL else (k, f, 0, v)
+                for k, f, v in zip(keys, flags, values)
+            )
+            return reversed(list(entries)) if reverse else entries
+        if reverse:
+            return zip(reversed(keys), reversed(flags), repeat(0), reversed(values))
+        return zip(keys, flags, repeat(0), values)
 
     def columns(self, i: int, j: int) -> tuple[list[bytes], bytes, list[bytes]]:
         """Entries ``i`` to ``j - 1`` as ``(keys, flags, stored values)``; a stored value keeps
@@ -150,6 +154,10 @@ class Block:
     def memory_bytes(self) -> int:
         """Approximate memory held, for the block cache's accounting."""
         return len(self._buf) + 48 * len(self.keys) + 64
+
+
+def _split_expiry(stored: bytes) -> tuple[int, bytes]:
+    return _EXPIRE.unpack_from(stored)[0], stored[8:]
 
 
 def value_with_expiry(flags: int, expire_ms: int, value: bytes) -> bytes:
