@@ -36,6 +36,8 @@ class Options:
             seed's ``memtable_size``).
         block_size: target size of an SSTable data block, in bytes.
         block_cache_bytes: bytes of decoded blocks kept in memory.
+        max_open_tables: tables whose index, filter and file stay loaded (LRU); others
+            load again when read.
         bloom_bits_per_key: bloom filter size per key; 0 disables filters.
         target_file_bytes: compaction splits its output into files of about this size.
         l0_compaction_trigger: number of level-0 tables that starts a compaction.
@@ -52,6 +54,7 @@ class Options:
     memtable_entries: int | None = None
     block_size: int = 4096
     block_cache_bytes: int = 64 * 1024 * 1024
+    max_open_tables: int = 500
     bloom_bits_per_key: int = 10
     target_file_bytes: int = 16 * 1024 * 1024
     l0_compaction_trigger: int = 4
@@ -71,6 +74,7 @@ class Options:
         if self.memtable_entries is not None:
             _positive("memtable_entries (memtable_size)", self.memtable_entries)
         _positive("block_size", self.block_size)
+        _positive("max_open_tables", self.max_open_tables)
         _positive("target_file_bytes", self.target_file_bytes)
         _positive("level_size_ratio", self.level_size_ratio)
         _positive("max_bytes_for_level_base", self.max_bytes_for_level_base)

@@ -41,7 +41,7 @@ from shaledb.engine.manifest import (
 )
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.record_log import read_records
-from shaledb.engine.sstable import Table, TableBuilder
+from shaledb.engine.sstable import Table, TableBuilder, TableCache
 from shaledb.engine.version import NUM_LEVELS, FileMeta, Version, VersionEdit
 from shaledb.engine.wal import WriteAheadLog, decode_batch
 from shaledb.errors import ClosedError, CorruptionError, ShaleDBError, StorageError
@@ -74,6 +74,7 @@ class LSMEngine:
         self._bg_error: ShaleDBError | None = None
         self._drop_filter: Callable[[bytes], bool] = lambda key: False
         self._cache = BlockCache(self.options.block_cache_bytes)
+        self._tables = TableCache(self.options.max_open_tables)
         opts = self.options
         # Settings read on every put, as plain attributes.
         self._sync_always = opts.fsync == "always"
@@ -178,7 +179,7 @@ class LSMEngine:
                     path,
                     min(size, rec.size),
                 )
-            table = Table(self._fs, path, rec.number, self._cache)
+            table = Table(self._fs, path, rec.number, self._cache, self._tables)
             levels[rec.level].append(
                 FileMeta(rec.number, rec.size, rec.entries, rec.smallest, rec.largest, table)
             )
@@ -502,7 +503,7 @@ class LSMEngine:
             self._fs.remove(builder.path)
             raise
         self._counters[f"{purpose}_bytes_written"] += info.size
-        table = Table(self._fs, builder.path, number, self._cache)
+        table = Table(self._fs, builder.path, number, self._cache, self._tables)
         return FileMeta(number, info.size, info.entries, info.smallest, info.largest, table)
 
     def _alloc_file_locked(self) -> int:
@@ -604,6 +605,7 @@ class LSMEngine:
         self._counters["compaction_bytes_read"] += chosen.input_bytes()
         for _, f in files:
             self._cache.forget_table(f.number)
+            self._tables.forget(f.number)
             self._fs.remove(f.table.path)
 
     def _install(self, edit: VersionEdit) -> None:
@@ -658,6 +660,8 @@ class LSMEngine:
             "block_cache_bytes": self._cache.used,
             "block_cache_hits": self._cache.hits,
             "block_cache_misses": self._cache.misses,
+            "open_tables": len(self._tables),
+            "table_loads": self._tables.loads,
             "wal_bytes_written": user,
             "write_amplification": round(written / user, 3) if user else 0.0,
             **self._counters,

@@ -12,11 +12,14 @@ the CRC covering the 36 bytes before it. Sizes exclude the 5-byte block trailer.
 from __future__ import annotations
 
 import struct
+import threading
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import add, itemgetter
+from typing import NamedTuple
 
 from shaledb.engine import block as blocks
 from shaledb.engine import bloom
@@ -24,7 +27,7 @@ from shaledb.engine.base import Entry, Found
 from shaledb.engine.block import TRAILER_SIZE, Block
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.checksum import crc32c
-from shaledb.engine.fs import FileSystem
+from shaledb.engine.fs import FileSystem, RandomAccessFile
 from shaledb.errors import CorruptionError
 
 _NINE = 9
@@ -157,21 +160,70 @@ class TableBuilder:
         self._file.close()
 
 
-class Table:
-    """A reader of one table. Thread-safe; the index and filter stay in memory."""
+class _Parts(NamedTuple):
+    """What a loaded table keeps in memory. Replaced whole, so a reader that took it
+    keeps a consistent set (and the file open) even if the table is unloaded meanwhile."""
 
-    def __init__(self, fs: FileSystem, path: str, number: int, cache: BlockCache) -> None:
+    file: RandomAccessFile
+    last_keys: list[bytes]
+    offsets: list[int]
+    sizes: list[int]
+    filter: bloom.BloomFilter | None
+
+
+class Table:
+    """A reader of one table. Thread-safe.
+
+    Its index, filter and open file are loaded when it is opened and stay until the
+    table cache (when one is given) unloads them to stay within its bound; the next
+    read loads them again.
+    """
+
+    def __init__(
+        self,
+        fs: FileSystem,
+        path: str,
+        number: int,
+        cache: BlockCache,
+        open_tables: TableCache | None = None,
+    ) -> None:
         self.path = path
         self.number = number
+        self.entries = 0
+        self._fs = fs
         self._cache = cache
-        self._file = fs.open_read(path)
-        size = self._file.size
+        self._open_tables = open_tables
+        self._loaded: _Parts | None = None
+        self._parts()  # load now: damage is reported when the table is opened
+
+    def _parts(self) -> _Parts:
+        loaded = self._loaded
+        if loaded is None:
+            loaded = self._loaded = self._load()
+            if self._open_tables is not None:
+                self._open_tables.admit(self)
+        elif self._open_tables is not None:
+            self._open_tables.touch(self)
+        return loaded
+
+    def unload(self) -> None:
+        """Drop the index, filter and file (closed once no reader holds them)."""
+        self._loaded = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def _load(self) -> _Parts:
+        path = self.path
+        file = self._fs.open_read(path)
+        size = file.size
         if size < FOOTER_SIZE:
             raise CorruptionError(
                 f"{path}: file of {size} bytes is too short for a footer", path, 0
             )
         footer_at = size - FOOTER_SIZE
-        raw = self._file.read(footer_at, FOOTER_SIZE)
+        raw = file.read(footer_at, FOOTER_SIZE)
         (index_off, index_size, filter_off, filter_size, self.entries, version, crc, magic) = (
             FOOTER.unpack(raw)
         )
@@ -190,50 +242,54 @@ class Table:
                 path,
                 footer_at,
             )
-        index = Block(self._read_block(index_off, index_size, "index block"), path, index_off)
-        self._last_keys = index.keys
+        index = Block(self._read_block(file, index_off, index_size, "index block"), path, index_off)
         handles = [_HANDLE.unpack(index.entry(i)[2]) for i in range(len(index))]
-        self._offsets = [h[0] for h in handles]
-        self._sizes = [h[1] for h in handles]
-        self._filter = None
+        table_filter = None
         if filter_size:
             try:
-                self._filter = bloom.BloomFilter(
-                    self._read_block(filter_off, filter_size, "filter block")
+                table_filter = bloom.BloomFilter(
+                    self._read_block(file, filter_off, filter_size, "filter block")
                 )
             except ValueError as exc:
                 raise CorruptionError(
                     f"{path}: filter block at offset {filter_off}: {exc}", path, filter_off
                 ) from None
+        return _Parts(
+            file, index.keys, [h[0] for h in handles], [h[1] for h in handles], table_filter
+        )
 
-    def _read_block(self, offset: int, size: int, part: str) -> bytes:
-        raw = self._file.read(offset, size + TRAILER_SIZE)
+    def _read_block(self, file: RandomAccessFile, offset: int, size: int, part: str) -> bytes:
+        raw = file.read(offset, size + TRAILER_SIZE)
         if len(raw) != size + TRAILER_SIZE:
             raise CorruptionError(
                 f"{self.path}: {part} at offset {offset} is truncated", self.path, offset
             )
         return blocks.unseal(raw, self.path, offset, part)
 
-    def _block(self, i: int, fill_cache: bool = True) -> Block:
-        offset = self._offsets[i]
+    def _block(self, parts: _Parts, i: int, fill_cache: bool = True) -> Block:
+        offset = parts.offsets[i]
         key = (self.number, offset)
         block = self._cache.get(key)
         if block is None:
-            block = Block(self._read_block(offset, self._sizes[i], "data block"), self.path, offset)
+            contents = self._read_block(parts.file, offset, parts.sizes[i], "data block")
+            block = Block(contents, self.path, offset)
             if fill_cache:
                 self._cache.put(key, block)
         return block
 
     def get(self, key: bytes) -> Found | None:
         """The entry stored for ``key`` (tombstones included), or None."""
-        if self._filter is not None and not self._filter.may_contain(key):
+        parts = self._loaded
+        if parts is None or self._open_tables is not None:
+            parts = self._parts()
+        if parts.filter is not None and not parts.filter.may_contain(key):
             return None
-        i = bisect_left(self._last_keys, key)
-        if i == len(self._last_keys):
+        i = bisect_left(parts.last_keys, key)
+        if i == len(parts.last_keys):
             return None
-        block = self._cache.get((self.number, self._offsets[i]))
+        block = self._cache.get((self.number, parts.offsets[i]))
         if block is None:
-            block = self._block(i)
+            block = self._block(parts, i)
         keys = block.keys
         j = bisect_left(keys, key)
         if j < len(keys) and keys[j] == key:
@@ -244,18 +300,19 @@ class Table:
         self, lo: bytes, hi: bytes | None, reverse: bool = False, fill_cache: bool = True
     ) -> Iterator[Entry]:
         """Entries with ``lo <= key < hi``, in order (tombstones and expired included)."""
-        last_keys = self._last_keys
+        parts = self._parts()
+        last_keys = parts.last_keys
         nblocks = len(last_keys)
         if not reverse:
             for i in range(bisect_left(last_keys, lo), nblocks):
-                block = self._block(i, fill_cache)
+                block = self._block(parts, i, fill_cache)
                 yield from block.iter_from(bisect_left(block.keys, lo), hi)
                 if hi is not None and last_keys[i] >= hi:
                     return
             return
         start = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
         for i in range(start, -1, -1):
-            block = self._block(i, fill_cache)
+            block = self._block(parts, i, fill_cache)
             top = len(block.keys) - 1 if hi is None else bisect_left(block.keys, hi) - 1
             yield from block.iter_down(top, lo)
             if i > 0 and last_keys[i - 1] < lo:
@@ -264,7 +321,16 @@ class Table:
     @property
     def block_last_keys(self) -> list[bytes]:
         """The last key of each data block (the index keys)."""
-        return self._last_keys
+        return self._parts().last_keys
+
+    @property
+    def block_offsets(self) -> list[int]:
+        """Where each data block starts in the file."""
+        return self._parts().offsets
+
+    @property
+    def has_filter(self) -> bool:
+        return self._parts().filter is not None
 
     def columns_in(
         self, lo: bytes | None, hi: bytes | None
@@ -273,10 +339,11 @@ class Table:
         keys: list[bytes] = []
         flags = bytearray()
         values: list[bytes] = []
-        last_keys = self._last_keys
+        parts = self._parts()
+        last_keys = parts.last_keys
         first = 0 if lo is None else bisect_left(last_keys, lo)
         for i in range(first, len(last_keys)):
-            block = self._block(i, fill_cache=False)
+            block = self._block(parts, i, fill_cache=False)
             start = 0 if lo is None or i != first else bisect_left(block.keys, lo)
             end = len(block.keys) if hi is None else bisect_left(block.keys, hi)
             if start < end:
@@ -292,9 +359,10 @@ class Table:
         """Every entry of every block that checks out, and the damage met on the way."""
         entries: list[Entry] = []
         damage: list[CorruptionError] = []
-        for i in range(len(self._offsets)):
+        parts = self._parts()
+        for i in range(len(parts.offsets)):
             try:
-                block = self._block(i, fill_cache=False)
+                block = self._block(parts, i, fill_cache=False)
             except CorruptionError as exc:
                 damage.append(exc)
                 continue
@@ -308,3 +376,39 @@ class Table:
                 )
             )
         return entries, damage
+
+
+class TableCache:
+    """Bounds how many tables keep their index, filter and file loaded (LRU). Thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.loads = 0
+        self._tables: OrderedDict[int, Table] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def admit(self, table: Table) -> None:
+        """Record a table that just loaded; unload the least recently used beyond the bound."""
+        with self._lock:
+            self.loads += 1
+            self._tables[table.number] = table
+            self._tables.move_to_end(table.number)
+            while len(self._tables) > self.capacity:
+                _, victim = self._tables.popitem(last=False)
+                victim.unload()
+
+    def touch(self, table: Table) -> None:
+        # Lock-free like the block cache: each call is atomic; a lost race re-admits.
+        try:
+            self._tables.move_to_end(table.number)
+        except KeyError:
+            if table.loaded:
+                self.admit(table)
+
+    def forget(self, number: int) -> None:
+        """Stop tracking a deleted table."""
+        with self._lock:
+            self._tables.pop(number, None)

@@ -52,7 +52,7 @@ def table(tmp_path: Path, entries: list) -> Table:
 
 
 def test_many_blocks_were_written(table: Table) -> None:
-    assert len(table._offsets) > 10
+    assert len(table.block_offsets) > 10
 
 
 def test_every_entry_reads_back(table: Table, entries: list) -> None:
@@ -85,7 +85,7 @@ def test_ranges_match_a_sorted_list(table: Table, entries: list) -> None:
 
 def test_range_on_block_boundaries(table: Table, entries: list) -> None:
     keys = [e[0] for e in entries]
-    for last in table._last_keys[:-1]:
+    for last in table.block_last_keys[:-1]:
         i = keys.index(last)
         hi = keys[i + 2] if i + 2 < len(keys) else None
         assert [e[0] for e in table.iter_range(last, hi)] == keys[i : i + 2]
@@ -104,7 +104,7 @@ def test_single_entry_table(tmp_path: Path) -> None:
 
 def test_table_without_filter(tmp_path: Path, entries: list) -> None:
     t = _build(tmp_path / "1.sst", entries, bits=0)
-    assert t._filter is None
+    assert not t.has_filter
     assert t.get(entries[10][0]) == entries[10][1:]
     assert t.get(b"missing") is None
 
@@ -128,7 +128,7 @@ def test_blocks_are_cached(tmp_path: Path, entries: list) -> None:
     t.get(entries[0][0])
     assert cache.hits >= 1
     list(t.iter_range(b"", None, fill_cache=False))
-    assert cache.used == cache.get((1, t._offsets[0])).memory_bytes()
+    assert cache.used == cache.get((1, t.block_offsets[0])).memory_bytes()
 
 
 def test_empty_builder_refuses_to_finish(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_damaged_data_block_fails_only_its_keys(tmp_path: Path, entries: list) -
     _build(path, entries)
     _flip(path, 10)  # inside the first data block
     t = Table(FileSystem(), str(path), 9, BlockCache(1 << 20))
-    first_block_last = t._last_keys[0]
+    first_block_last = t.block_last_keys[0]
     in_first = [e for e in entries if e[0] <= first_block_last]
     rest = [e for e in entries if e[0] > first_block_last]
     for key, *_ in in_first:
@@ -195,3 +195,31 @@ def test_damaged_index_block_is_corruption_at_open(tmp_path: Path, entries: list
     with pytest.raises(CorruptionError, match="index block"):
         Table(FileSystem(), str(path), 9, BlockCache(0))
     assert os.path.exists(path)
+
+
+def test_table_cache_unloads_the_least_recently_used_and_reloads_on_read(tmp_path: Path) -> None:
+    from shaledb.engine.sstable import TableCache
+
+    fs = FileSystem()
+    cache = BlockCache(0)
+    open_tables = TableCache(2)
+    tables = []
+    for n in range(1, 5):
+        path = str(tmp_path / f"{n:06d}.sst")
+        b = TableBuilder(fs, path, 256, 10)
+        for i in range(50):
+            b.add(b"k%03d" % i, 0, 0, b"table%d" % n)
+        b.finish()
+        tables.append(Table(fs, path, n, cache, open_tables))
+    assert len(open_tables) == 2
+    assert [t.loaded for t in tables] == [False, False, True, True]
+    reader = tables[2].iter_range(b"", None)  # holds its table's parts while iterating
+    assert next(reader)[0] == b"k000"
+    assert tables[0].get(b"k007") == (0, 0, b"table1")  # reloads, evicting table 4
+    assert not tables[3].loaded and tables[2].loaded
+    assert tables[1].get(b"k001") == (0, 0, b"table2")  # evicts table 3, mid-iteration
+    assert tables[0].loaded and not tables[2].loaded and len(open_tables) == 2
+    assert len(list(reader)) == 49  # the unloaded table's open iterator still reads
+    assert tables[2].get(b"k049") == (0, 0, b"table3")
+    open_tables.forget(3)
+    assert len(open_tables) == 1
