@@ -1,0 +1,127 @@
+"""ShaleDB alone at scale: load N keys with default settings, then random reads.
+
+    python -m bench.scale [--keys 10000000] [--reads 100000] [--output docs/benchmarks.md]
+
+Keys are 16 bytes derived from their index (BLAKE2b), so any key can be recomputed
+without holding the whole key set in memory, and arrive in effectively random order;
+values are 100 random bytes. Reports the load rate (one ``put`` per key), peak RSS
+(``ru_maxrss``), bytes on disk after ``flush()``, ShaleDB's write amplification and the
+rate of random gets of present keys, then writes the "Scale run" section of the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+import shaledb
+from bench.engines import disk_bytes
+from bench.report import replace_scale_section
+from bench.workloads import KEY_BYTES, VALUE_BYTES
+
+
+def key_of(i: int) -> bytes:
+    return hashlib.blake2b(i.to_bytes(8, "big"), digest_size=KEY_BYTES).digest()
+
+
+def peak_rss_mib() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n")[0])
+    p.add_argument("--keys", type=int, default=10_000_000)
+    p.add_argument("--reads", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=20240601)
+    p.add_argument("--output", default="docs/benchmarks.md")
+    p.add_argument("--workdir", help="where the database's temporary directory goes")
+    args = p.parse_args(argv)
+    n = args.keys
+    rng = random.Random(args.seed)
+    rss_start = peak_rss_mib()
+    workdir = tempfile.mkdtemp(prefix="shaledb-scale-", dir=args.workdir)
+    path = os.path.join(workdir, "db")
+    try:
+        db = shaledb.open(path)
+        try:
+            put, randbytes = db.put, rng.randbytes
+            report_every = max(1, n // 20)
+            t0 = time.perf_counter()
+            for i in range(n):
+                put(key_of(i), randbytes(VALUE_BYTES))
+                if (i + 1) % report_every == 0:
+                    rate = (i + 1) / (time.perf_counter() - t0)
+                    print(
+                        f"  loaded {i + 1:,} keys, {rate:,.0f} puts/s, "
+                        f"peak RSS {peak_rss_mib():,.0f} MiB",
+                        flush=True,
+                    )
+            load_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            db.flush()
+            flush_s = time.perf_counter() - t1
+            on_disk = disk_bytes(path)
+            stats = db.stats()
+
+            wanted = [key_of(rng.randrange(n)) for _ in range(args.reads)]
+            get = db.get
+            misses = 0
+            t2 = time.perf_counter()
+            for k in wanted:
+                if get(k) is None:
+                    misses += 1
+            read_s = time.perf_counter() - t2
+        finally:
+            db.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    raw = n * (KEY_BYTES + VALUE_BYTES)
+    levels = ", ".join(
+        f"L{lv['level']}: {lv['files']}" for lv in stats.get("levels", []) if lv["files"]
+    )
+    command = "python -m bench.scale" + (" " + " ".join(argv) if argv else "")
+    lines = [
+        "## Scale run",
+        "",
+        f"ShaleDB alone, default options, {n:,} keys (16-byte keys, 100-byte random values, "
+        "one `put` each, keys in random order).",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; load average "
+        f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| load rate | {n / load_s:,.0f} puts/s ({load_s:,.1f} s) |",
+        f"| final flush | {flush_s:,.1f} s |",
+        f"| peak RSS (ru_maxrss) | {peak_rss_mib():,.0f} MiB "
+        f"(before opening: {rss_start:,.0f} MiB) |",
+        f"| disk bytes after flush | {on_disk / 2**20:,.1f} MiB ({on_disk / raw:.2f}x raw "
+        f"{raw / 2**20:,.1f} MiB) |",
+        f"| write amplification (stats) | {stats.get('write_amplification')} |",
+        f"| tables per level | {levels or 'none'} |",
+        f"| write stalls / slowdowns | {stats.get('write_stalls', 0)} / "
+        f"{stats.get('write_slowdowns', 0)} |",
+        f"| random get of present keys | {args.reads / read_s:,.0f} gets/s "
+        f"({args.reads:,} gets, {misses} not found) |",
+    ]
+    body = "\n".join(lines) + "\n"
+    print(body)
+    replace_scale_section(args.output, body)
+    print(f"Wrote the Scale run section of {args.output}")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
