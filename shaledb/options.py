@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from shaledb.errors import InvalidArgumentError
 
+#: Block compressions; "lz4" needs the lz4 package (a dependency).
+COMPRESSIONS = ("lz4", "none")
 #: Durability modes, strongest first. See docs/architecture.md ("Durability").
 FSYNC_MODES = ("always", "everysec", "never")
 
@@ -35,6 +37,8 @@ class Options:
         memtable_entries: when set, flush after this many entries instead (the
             seed's ``memtable_size``).
         block_size: target size of an SSTable data block, in bytes.
+        compression: ``"lz4"`` (the default: a block is stored compressed when that
+            saves at least an eighth) or ``"none"``.
         block_cache_bytes: bytes of decoded blocks kept in memory.
         max_open_tables: tables whose index, filter and file stay loaded (LRU); others
             load again when read.
@@ -53,6 +57,7 @@ class Options:
     memtable_bytes: int = 32 * 1024 * 1024
     memtable_entries: int | None = None
     block_size: int = 4096
+    compression: str = "lz4"
     block_cache_bytes: int = 64 * 1024 * 1024
     max_open_tables: int = 500
     bloom_bits_per_key: int = 10
@@ -69,6 +74,10 @@ class Options:
         if self.fsync not in FSYNC_MODES:
             raise InvalidArgumentError(
                 f"fsync must be one of {', '.join(FSYNC_MODES)}; got {self.fsync!r}"
+            )
+        if self.compression not in COMPRESSIONS:
+            raise InvalidArgumentError(
+                f"compression must be one of {', '.join(COMPRESSIONS)}; got {self.compression!r}"
             )
         _positive("memtable_bytes", self.memtable_bytes)
         if self.memtable_entries is not None:

@@ -29,6 +29,15 @@ from shaledb.errors import CorruptionError
 TRAILER = struct.Struct("<BI")
 TRAILER_SIZE = TRAILER.size  # 5
 COMPRESSION_NONE = 0
+COMPRESSION_LZ4 = 1
+#: Compression names as options give them.
+COMPRESSIONS = {"none": COMPRESSION_NONE, "lz4": COMPRESSION_LZ4}
+_CRC = struct.Struct("<I")
+
+try:
+    import lz4.block as _lz4
+except ImportError:  # pragma: no cover - lz4 is a dependency; tolerated for reading plain tables
+    _lz4 = None  # type: ignore[assignment]
 _COUNT = struct.Struct("<I")
 _EXPIRE = struct.Struct("<Q")
 
@@ -48,9 +57,23 @@ def encode(keys: Sequence[bytes], flags: bytes, values: Sequence[bytes]) -> byte
     )
 
 
-def seal(contents: bytes) -> bytes:
-    """Contents plus trailer, as written to the file."""
-    return contents + TRAILER.pack(COMPRESSION_NONE, crc32c(contents + bytes((COMPRESSION_NONE,))))
+def seal(contents: bytes, compression: int = COMPRESSION_NONE) -> bytes:
+    """The block as written to the file: payload plus trailer.
+
+    With ``COMPRESSION_LZ4`` the payload is the LZ4 block (its first 4 bytes the
+    uncompressed size) when that saves at least an eighth; otherwise the contents are
+    stored as they are, marked ``COMPRESSION_NONE``.
+    """
+    if compression == COMPRESSION_LZ4 and _lz4 is not None:
+        packed = _lz4.compress(contents, store_size=True)
+        if len(packed) <= len(contents) - len(contents) // 8:
+            contents = packed
+        else:
+            compression = COMPRESSION_NONE
+    else:
+        compression = COMPRESSION_NONE
+    tag = bytes((compression,))
+    return contents + tag + _CRC.pack(crc32c(contents + tag))
 
 
 def unseal(raw: bytes, path: str, offset: int, part: str) -> bytes:
@@ -61,13 +84,28 @@ def unseal(raw: bytes, path: str, offset: int, part: str) -> bytes:
     body = memoryview(raw)[: len(raw) - 4]
     if crc32c(body) != crc:
         raise CorruptionError(f"{path}: {part} at offset {offset} fails its checksum", path, offset)
-    if compression != COMPRESSION_NONE:
-        raise CorruptionError(
-            f"{path}: {part} at offset {offset} has unknown compression {compression}",
-            path,
-            offset,
-        )
-    return raw[: len(raw) - TRAILER_SIZE]
+    payload = raw[: len(raw) - TRAILER_SIZE]
+    if compression == COMPRESSION_NONE:
+        return payload
+    if compression == COMPRESSION_LZ4:
+        if _lz4 is None:
+            raise CorruptionError(
+                f"{path}: {part} at offset {offset} is LZ4-compressed and the lz4 package "
+                "is not installed (pip install lz4)",
+                path,
+                offset,
+            )
+        try:
+            return bytes(_lz4.decompress(payload))
+        except Exception as exc:  # the codec raises its own error types
+            raise CorruptionError(
+                f"{path}: {part} at offset {offset} does not decompress: {exc}", path, offset
+            ) from None
+    raise CorruptionError(
+        f"{path}: {part} at offset {offset} has unknown compression {compression}",
+        path,
+        offset,
+    )
 
 
 class Block:

@@ -492,7 +492,10 @@ class LSMEngine:
         number = self._alloc_file_locked()
         path = self._path_of(FileKind.TABLE, number)
         opts = self.options
-        return number, TableBuilder(self._fs, path, opts.block_size, opts.bloom_bits_per_key)
+        builder = TableBuilder(
+            self._fs, path, opts.block_size, opts.bloom_bits_per_key, opts.compression
+        )
+        return number, builder
 
     def _finish_table(self, number: int, builder: TableBuilder, purpose: str) -> FileMeta:
         """Finish ``builder`` (fsync included) and open the table it wrote."""

@@ -114,6 +114,7 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
                 filenames.path(directory, filenames.table_name(number)),
                 options.block_size,
                 options.bloom_bits_per_key,
+                options.compression,
             )
         builder.add(key, flags, expire_ms, value)
         report.entries_kept += 1

@@ -56,7 +56,17 @@ class TableInfo:
 class TableBuilder:
     """Writes one table from entries added in strictly increasing key order."""
 
-    def __init__(self, fs: FileSystem, path: str, block_size: int, bloom_bits_per_key: int) -> None:
+    def __init__(
+        self,
+        fs: FileSystem,
+        path: str,
+        block_size: int,
+        bloom_bits_per_key: int,
+        compression: str = "none",
+    ) -> None:
+        """Start a table at ``path``; data blocks are compressed with ``compression``
+        (``"none"`` or ``"lz4"``)."""
+        self._compression = blocks.COMPRESSIONS[compression]
         self._file = fs.open_append(path, truncate_to=0)
         self.path = path
         self._block_size = block_size
@@ -108,15 +118,15 @@ class TableBuilder:
         """Bytes written so far (approximately the final size)."""
         return self._offset + self._block_bytes
 
-    def _emit(self, contents: bytes) -> tuple[int, int]:
-        sealed = blocks.seal(contents)
+    def _emit(self, contents: bytes, compression: int = blocks.COMPRESSION_NONE) -> tuple[int, int]:
+        sealed = blocks.seal(contents, compression)
         offset = self._offset
         self._pending.append(sealed)
         self._pending_bytes += len(sealed)
         self._offset += len(sealed)
         if self._pending_bytes >= _WRITE_BUFFER:
             self._write_pending()
-        return offset, len(contents)
+        return offset, len(sealed) - TRAILER_SIZE
 
     def _write_pending(self) -> None:
         self._file.write(b"".join(self._pending))
@@ -126,7 +136,8 @@ class TableBuilder:
     def _finish_block(self) -> None:
         if not self._keys:
             return
-        handle = self._emit(blocks.encode(self._keys, bytes(self._flags), self._values))
+        contents = blocks.encode(self._keys, bytes(self._flags), self._values)
+        handle = self._emit(contents, self._compression)
         self._index_keys.append(self._keys[-1])
         self._index_values.append(_HANDLE.pack(*handle))
         self._all_keys.extend(self._keys)

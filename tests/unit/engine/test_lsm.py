@@ -181,7 +181,7 @@ def test_a_large_manifest_is_rewritten(data_dir: Path, monkeypatch: pytest.Monke
 
 
 def test_dropped_table_is_removed_from_disk_by_compaction(data_dir: Path) -> None:
-    with shaledb.open(str(data_dir), memtable_size=100) as db:
+    with shaledb.open(str(data_dir), memtable_size=100, compression="none") as db:
         ns = db.create_namespace("ns")
         big = ns.create_table("big")
         big.batch_put([f"k{i:05d}" for i in range(2000)], ["x" * 100] * 2000)

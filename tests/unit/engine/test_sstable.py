@@ -223,3 +223,44 @@ def test_table_cache_unloads_the_least_recently_used_and_reloads_on_read(tmp_pat
     assert tables[2].get(b"k049") == (0, 0, b"table3")
     open_tables.forget(3)
     assert len(open_tables) == 1
+
+
+@pytest.mark.parametrize("compression", ["lz4", "none"])
+def test_compressed_tables_round_trip_and_shrink_compressible_data(
+    tmp_path: Path, compression: str
+) -> None:
+    fs = FileSystem()
+    path = str(tmp_path / "000001.sst")
+    b = TableBuilder(fs, path, 4096, 10, compression)
+    entries = [(b"k%05d" % i, 0, 0, b'{"name": "user%d", "active": true}' % i) for i in range(3000)]
+    for e in entries:
+        b.add(*e)
+    info = b.finish()
+    raw = sum(len(k) + len(v) for k, _, _, v in entries)
+    if compression == "lz4":
+        assert info.size < raw * 0.6
+    else:
+        assert info.size > raw
+    t = Table(fs, path, 1, BlockCache(1 << 20))
+    assert list(t.iter_range(b"", None)) == entries
+    assert t.get(b"k01234") == (0, 0, b'{"name": "user1234", "active": true}')
+
+
+def test_incompressible_blocks_are_stored_plain(tmp_path: Path) -> None:
+    from shaledb.engine import block as blocks
+
+    contents = blocks.encode([b"k"], b"\x00", [os.urandom(3000)])
+    sealed = blocks.seal(contents, blocks.COMPRESSION_LZ4)
+    assert sealed[-5] == blocks.COMPRESSION_NONE
+    assert blocks.unseal(sealed, "t", 0, "data block") == contents
+
+
+def test_a_damaged_compressed_block_is_corruption(tmp_path: Path) -> None:
+    from shaledb.engine import block as blocks
+
+    contents = blocks.encode([b"k%d" % i for i in range(100)], bytes(100), [b"same" * 10] * 100)
+    sealed = bytearray(blocks.seal(contents, blocks.COMPRESSION_LZ4))
+    assert sealed[-5] == blocks.COMPRESSION_LZ4 and len(sealed) < len(contents)
+    sealed[10] ^= 0xFF
+    with pytest.raises(CorruptionError, match="checksum"):
+        blocks.unseal(bytes(sealed), "t.sst", 0, "data block")
