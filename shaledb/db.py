@@ -282,9 +282,9 @@ class Table:
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             raise InvalidArgumentError(f"limit must be a non-negative integer; got {limit!r}")
-        if hi is not None and lo >= hi:
+        if (hi is not None and lo >= hi) or limit == 0:
             return iter(())
-        return self._pairs(self._engine.scan(lo, hi, reverse), limit)
+        return self._pairs(self._engine.scan(lo, hi, reverse, limit), limit)
 
     def _pairs(self, entries: Iterator[Any], limit: int | None) -> Iterator[tuple[Data, Data]]:
         skip = self._skip

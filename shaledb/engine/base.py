@@ -53,8 +53,13 @@ class Engine(Protocol):
         """The live entry for ``key``; None when missing, deleted or expired."""
         ...
 
-    def scan(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
+    def scan(
+        self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[Entry]:
         """Live entries with ``lo <= key < hi`` (``hi`` None: no upper bound), sorted.
+
+        ``limit`` is a hint: the caller reads at most that many entries, so the engine
+        may stop preparing more (the iterator may still yield more).
 
         The snapshot is taken when ``scan`` is called, not when iteration starts:
         later writes are not seen.

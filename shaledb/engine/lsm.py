@@ -410,13 +410,23 @@ class LSMEngine:
             return None
         return found
 
-    def scan(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
+    def scan(
+        self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[Entry]:
+        now = self.now_ms()
         with self._lock:
             if self.closed:
                 raise ClosedError("the database is closed")
             mem, imms, version = self._view
-            sources: list[Iterator[Entry]] = [iter(mem.range_items(lo, hi, reverse))]
-        now = self.now_ms()
+            copied, bound = mem.range_items(lo, hi, reverse, limit, now)
+        # With a limit, the memtable copy ends where enough results are certain; no
+        # source needs to be read past that point.
+        if bound is not None:
+            if reverse:
+                lo = bound
+            else:
+                hi = bound
+        sources: list[Iterator[Entry]] = [iter(copied)]
         sources.extend(imm.iter_range(lo, hi, reverse) for imm in imms)
         for f in version.levels[0]:
             if f.overlaps(lo, hi):

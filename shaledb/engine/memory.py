@@ -60,7 +60,9 @@ class MemoryEngine:
             return None
         return found
 
-    def scan(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
+    def scan(
+        self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[Entry]:
         with self._lock:
             self._check_open()
             keys = list(self._data.irange(lo, hi, inclusive=(True, False), reverse=reverse))

@@ -20,7 +20,7 @@ from operator import itemgetter
 
 from shaledb.engine.base import Entry, Found
 from shaledb.engine.block import value_with_expiry
-from shaledb.engine.entry import HAS_TTL
+from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 
 _first = itemgetter(0)
 _third = itemgetter(2)
@@ -100,13 +100,45 @@ class MemTable:
         end = len(keys) if hi is None else bisect_left(keys, hi, start)
         return keys[start:end]
 
-    def range_items(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> list[Entry]:
-        """A copy of the entries with ``lo <= key < hi``, in order (a snapshot)."""
+    def range_items(
+        self,
+        lo: bytes,
+        hi: bytes | None,
+        reverse: bool = False,
+        limit: int | None = None,
+        now_ms: int = 0,
+    ) -> tuple[list[Entry], bytes | None]:
+        """A copy of the entries with ``lo <= key < hi``, in order (a snapshot).
+
+        With ``limit``, the copy stops once it holds ``limit`` live entries (neither
+        tombstones nor expired at ``now_ms``), and the second item is the bound beyond
+        which a scan wanting ``limit`` results needs nothing from any source: the new
+        ``hi`` going forward, the new ``lo`` going backward. Otherwise it is None.
+        """
         entries = self.entries
-        keys = self._key_range(lo, hi)
-        if reverse:
-            keys.reverse()
-        return [(k, *entries[k]) for k in keys]
+        keys = self.sorted_keys()
+        start = bisect_left(keys, lo)
+        end = len(keys) if hi is None else bisect_left(keys, hi, start)
+        if limit is None:
+            picked = keys[start:end]
+            if reverse:
+                picked.reverse()
+            return [(k, *entries[k]) for k in picked], None
+        if limit <= 0:
+            return [], lo  # as a bound either way, lo leaves an empty range
+        copied: list[Entry] = []
+        found = 0
+        indexes = range(end - 1, start - 1, -1) if reverse else range(start, end)
+        for i in indexes:
+            if found >= limit:
+                key = copied[-1][0]
+                return copied, key if reverse else key + b"\x00"
+            key = keys[i]
+            flags, expire_ms, value = entries[key]
+            copied.append((key, flags, expire_ms, value))
+            if not (flags & TOMBSTONE or (flags & HAS_TTL and expire_ms <= now_ms)):
+                found += 1
+        return copied, None
 
     def iter_range(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
         """Entries with ``lo <= key < hi`` without copying; only for an immutable memtable."""

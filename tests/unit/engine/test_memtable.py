@@ -54,10 +54,10 @@ def test_range_items_bounds_and_reverse() -> None:
     mem = MemTable(1)
     for k in [b"a", b"b", b"c", b"d", b"e"]:
         mem.put(k, 0, 0, k.upper())
-    assert [e[0] for e in mem.range_items(b"b", b"d")] == [b"b", b"c"]
-    assert [e[0] for e in mem.range_items(b"bb", None)] == [b"c", b"d", b"e"]
-    assert [e[0] for e in mem.range_items(b"", b"c", reverse=True)] == [b"b", b"a"]
-    assert mem.range_items(b"x", None) == []
+    assert [e[0] for e in mem.range_items(b"b", b"d")[0]] == [b"b", b"c"]
+    assert [e[0] for e in mem.range_items(b"bb", None)[0]] == [b"c", b"d", b"e"]
+    assert [e[0] for e in mem.range_items(b"", b"c", reverse=True)[0]] == [b"b", b"a"]
+    assert mem.range_items(b"x", None) == ([], None)
     assert list(mem.iter_range(b"b", b"e", reverse=True)) == [
         (b"d", 0, 0, b"D"),
         (b"c", 0, 0, b"C"),
@@ -68,7 +68,24 @@ def test_range_items_bounds_and_reverse() -> None:
 def test_range_items_is_a_snapshot() -> None:
     mem = MemTable(1)
     mem.put(b"a", 0, 0, b"1")
-    snapshot = mem.range_items(b"", None)
+    snapshot, _ = mem.range_items(b"", None)
     mem.put(b"a", 0, 0, b"2")
     mem.put(b"b", 0, 0, b"3")
     assert snapshot == [(b"a", 0, 0, b"1")]
+
+
+def test_range_items_with_a_limit_stops_after_enough_live_entries() -> None:
+    mem = MemTable(1)
+    for k in [b"a", b"b", b"c", b"d", b"e", b"f"]:
+        mem.put(k, 0, 0, k.upper())
+    mem.put(b"b", TOMBSTONE, 0, b"")
+    mem.put(b"c", HAS_TTL, 500, b"C")  # expired at now_ms=1000
+    copied, bound = mem.range_items(b"a", None, limit=2, now_ms=1000)
+    # a (live), b (dead), c (expired), d (live): two live entries, then the bound.
+    assert [e[0] for e in copied] == [b"a", b"b", b"c", b"d"]
+    assert bound == b"d\x00"
+    copied, bound = mem.range_items(b"", b"f", reverse=True, limit=2, now_ms=1000)
+    assert [e[0] for e in copied] == [b"e", b"d"] and bound == b"d"
+    # Fewer live entries than the limit: everything, no bound.
+    copied, bound = mem.range_items(b"d", None, limit=10, now_ms=1000)
+    assert [e[0] for e in copied] == [b"d", b"e", b"f"] and bound is None
