@@ -5,7 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-quick clean
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: run test lint bench bench-quick bench-scale bench-network clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +21,29 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
 
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+# Every peer in one run at 1,000,000 keys; writes docs/benchmarks.md and its chart.
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.run
+
+# The same phases at 20,000 keys, in a minute or two.
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m bench.run --quick
+
+# ShaleDB alone at 10,000,000 keys (load rate, peak RSS, disk bytes, reads).
+bench-scale: $(BENCH_STAMP)
+	$(PY) -m bench.scale
+
+# The server over the JSON-lines protocol, 1 and 50 clients, with and without pipelining.
+bench-network: $(STAMP)
+	$(PY) bench/bench_network.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shaledb tests bench
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
