@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from itertools import islice
 from types import TracebackType
 from typing import Any
 
 from shaledb.arguments import (
     Data,
     bound_bytes,
-    decode_key,
     decode_value,
     key_bytes,
     ttl_seconds,
@@ -288,10 +288,14 @@ class Table:
 
     def _pairs(self, entries: Iterator[Any], limit: int | None) -> Iterator[tuple[Data, Data]]:
         skip = self._skip
-        for n, (key, flags, _expire, value) in enumerate(entries):
-            if limit is not None and n >= limit:
-                return
-            yield decode_key(key[skip:], flags), decode_value(value, flags)
+        if limit is not None:
+            entries = islice(entries, limit)
+        for key, flags, _expire, value in entries:
+            # decode_key/decode_value, inlined: this loop runs once per scanned pair.
+            yield (
+                key[skip:].decode() if flags & KEY_STR else key[skip:],
+                value.decode() if flags & VALUE_STR else value,
+            )
 
     def _bounds(
         self, start: Data | None, end: Data | None, prefix: Data | None

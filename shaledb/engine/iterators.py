@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 
 from shaledb.engine.base import Entry
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 
-
-def _tagged(source: Iterator[Entry], rank: int) -> Iterator[tuple[bytes, int, int, int, bytes]]:
-    for key, flags, expire_ms, value in source:
-        yield key, rank, flags, expire_ms, value
+_key = itemgetter(0)
 
 
 def merge(sources: Sequence[Iterator[Entry]], reverse: bool = False) -> Iterator[Entry]:
@@ -27,13 +25,13 @@ def merge(sources: Sequence[Iterator[Entry]], reverse: bool = False) -> Iterator
     if len(sources) == 1:
         yield from sources[0]
         return
-    # Ties on the key are broken by rank; reversed order needs the newest rank largest.
-    tagged = [_tagged(s, -i if reverse else i) for i, s in enumerate(sources)]
+    # heapq.merge breaks ties on the key by the sources' order, earliest first, in both
+    # directions: the newest source's entry comes first and the older ones are skipped.
     last: bytes | None = None
-    for key, _rank, flags, expire_ms, value in heapq.merge(*tagged, reverse=reverse):
-        if key != last:
-            last = key
-            yield key, flags, expire_ms, value
+    for entry in heapq.merge(*sources, key=_key, reverse=reverse):
+        if entry[0] != last:
+            last = entry[0]
+            yield entry
 
 
 def live(entries: Iterator[Entry], now_ms: int) -> Iterator[Entry]:
