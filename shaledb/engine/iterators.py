@@ -8,7 +8,9 @@ in an older one.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from operator import itemgetter
 
 from shaledb.engine.base import Entry
@@ -41,3 +43,66 @@ def live(entries: Iterator[Entry], now_ms: int) -> Iterator[Entry]:
         if flags & TOMBSTONE or (flags & HAS_TTL and entry[2] <= now_ms):
             continue
         yield entry
+
+
+#: Columns of entries: ``(keys, flags, stored values)``, values with their expiry prefix.
+Columns = tuple[list[bytes], bytes, list[bytes]]
+#: A source for :func:`merge_windows`: the columns of its entries in ``[lo, hi)``.
+ColumnSource = Callable[[bytes | None, bytes | None], Columns]
+_DEAD = TOMBSTONE | HAS_TTL
+_EXPIRE = struct.Struct("<Q")
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
+def merge_windows(
+    sources: Sequence[ColumnSource],
+    bounds: Sequence[bytes],
+    lo: bytes,
+    hi: bytes | None,
+    now_ms: int,
+    reverse: bool = False,
+) -> Iterator[Entry]:
+    """Live entries in ``[lo, hi)`` merged from ``sources`` (newest first), window by window.
+
+    ``bounds`` (sorted) cut the range into windows. In each, every source's columns go
+    into one dict oldest first, so the newest entry of a key wins, and the keys are
+    sorted (a merge of sorted runs). The per-entry work runs in C, several times faster
+    than a heap merge in Python for long scans; the price is one window of entries in
+    memory and a few blocks read twice at window edges.
+    """
+    edges: list[bytes | None] = [lo, *(b for b in bounds if b > lo and (hi is None or b < hi)), hi]
+    windows = list(zip(edges, edges[1:]))
+    if reverse:
+        windows.reverse()
+    oldest_first = list(reversed(sources))
+    for wlo, whi in windows:
+        merged: dict[bytes, tuple[int, bytes]] = {}
+        for source in oldest_first:
+            keys, flags, values = source(wlo, whi)
+            if keys:
+                merged.update(zip(keys, zip(flags, values)))
+        if not merged:
+            continue
+        keys = sorted(merged, reverse=reverse)
+        found = list(map(merged.__getitem__, keys))
+        flags = bytes(map(_first, found))
+        values = list(map(_second, found))
+        if any(map(_DEAD.__and__, flags)):
+            yield from _live_columns(keys, flags, values, now_ms)
+        else:
+            yield from zip(keys, flags, repeat(0), values)
+
+
+def _live_columns(
+    keys: list[bytes], flags: bytes, values: list[bytes], now_ms: int
+) -> Iterator[Entry]:
+    for key, flag, value in zip(keys, flags, values):
+        if flag & TOMBSTONE:
+            continue
+        if flag & HAS_TTL:
+            (expire_ms,) = _EXPIRE.unpack_from(value)
+            if expire_ms > now_ms:
+                yield key, flag, expire_ms, value[8:]
+        else:
+            yield key, flag, 0, value

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.iterators import live, merge
+from shaledb.engine.iterators import Columns, ColumnSource, live, merge, merge_windows
 from shaledb.engine.manifest import (
     ManifestLog,
     ManifestState,
@@ -49,6 +50,11 @@ from shaledb.options import Options
 
 #: Immutable memtables waiting for the flusher before writers wait too.
 MAX_IMMUTABLES = 2
+#: Scans wanting at most this many entries merge entry by entry; longer ones by windows.
+_HEAP_MERGE_LIMIT = 1000
+#: Entries per window of a long scan, and a typical block's entry count to sample by.
+_WINDOW_ENTRIES = 4096
+_ENTRIES_PER_BLOCK = 32
 #: A manifest larger than this is rewritten as a snapshot.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _DEAD = TOMBSTONE | HAS_TTL
@@ -414,6 +420,8 @@ class LSMEngine:
         self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
     ) -> Iterator[Entry]:
         now = self.now_ms()
+        if limit is None or limit > _HEAP_MERGE_LIMIT:
+            return self._scan_windows(lo, hi, reverse, now)
         with self._lock:
             if self.closed:
                 raise ClosedError("the database is closed")
@@ -436,6 +444,31 @@ class LSMEngine:
             if files:
                 sources.append(_chain(files[::-1] if reverse else files, lo, hi, reverse))
         return live(merge(sources, reverse), now)
+
+    def _scan_windows(
+        self, lo: bytes, hi: bytes | None, reverse: bool, now: int
+    ) -> Iterator[Entry]:
+        """A long scan: sources read as columns and merged window by window."""
+        with self._lock:
+            if self.closed:
+                raise ClosedError("the database is closed")
+            mem, imms, version = self._view
+            copied = mem.columns_between(lo, hi)
+        sources: list[ColumnSource] = [_columns_of(copied)]
+        sources.extend(imm.columns_between for imm in imms)
+        tables: list[Table] = []
+        for f in version.levels[0]:
+            if f.overlaps(lo, hi):
+                sources.append(f.table.columns_in)
+                tables.append(f.table)
+        for level in range(1, NUM_LEVELS):
+            files = version.overlapping(level, lo, hi)
+            if files:
+                sources.append(_level_columns(files))
+                tables.extend(f.table for f in files)
+        step = max(1, _WINDOW_ENTRIES // max(1, _ENTRIES_PER_BLOCK))
+        bounds = sorted(key for t in tables for key in t.block_last_keys[step - 1 :: step])
+        return merge_windows(sources, bounds, lo, hi, now, reverse)
 
     # -- flush and compaction ------------------------------------------------------------
 
@@ -699,3 +732,33 @@ class LSMEngine:
 def _chain(files: list[FileMeta], lo: bytes, hi: bytes | None, reverse: bool) -> Iterator[Entry]:
     for f in files:
         yield from f.table.iter_range(lo, hi, reverse)
+
+
+def _columns_of(columns: Columns) -> ColumnSource:
+    """A column source over sorted columns already in memory."""
+    keys, flags, values = columns
+
+    def window(lo: bytes | None, hi: bytes | None) -> Columns:
+        start = 0 if lo is None else bisect_left(keys, lo)
+        end = len(keys) if hi is None else bisect_left(keys, hi, start)
+        return keys[start:end], flags[start:end], values[start:end]
+
+    return window
+
+
+def _level_columns(files: list[FileMeta]) -> ColumnSource:
+    """A column source over one level's tables (disjoint, in key order)."""
+
+    def window(lo: bytes | None, hi: bytes | None) -> Columns:
+        keys: list[bytes] = []
+        flags = bytearray()
+        values: list[bytes] = []
+        for f in files:
+            if f.overlaps(lo, hi):
+                k, fl, v = f.table.columns_in(lo, hi)
+                keys += k
+                flags += fl
+                values += v
+        return keys, bytes(flags), values
+
+    return window

@@ -140,6 +140,24 @@ class MemTable:
                 found += 1
         return copied, None
 
+    def columns_between(
+        self, lo: bytes | None, hi: bytes | None
+    ) -> tuple[list[bytes], bytes, list[bytes]]:
+        """Entries with ``lo <= key < hi`` as new lists ``(keys, flags, stored values)``,
+        values prefixed by their expiry where they have one (a snapshot, like SSTable
+        columns)."""
+        keys = self.sorted_keys()
+        start = 0 if lo is None else bisect_left(keys, lo)
+        end = len(keys) if hi is None else bisect_left(keys, hi, start)
+        picked = keys[start:end]
+        found = list(map(self.entries.__getitem__, picked))
+        flags = bytes(map(_first, found))
+        if any(map(HAS_TTL.__and__, flags)):
+            stored = [value_with_expiry(*f) for f in found]
+        else:
+            stored = list(map(_third, found))
+        return picked, flags, stored
+
     def iter_range(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
         """Entries with ``lo <= key < hi`` without copying; only for an immutable memtable."""
         entries = self.entries

@@ -345,7 +345,7 @@ class Table:
 
     def columns_in(
         self, lo: bytes | None, hi: bytes | None
-    ) -> tuple[list[bytes], bytearray, list[bytes]]:
+    ) -> tuple[list[bytes], bytes, list[bytes]]:
         """Entries with ``lo <= key < hi`` (None: unbounded) as columns, read past the cache."""
         keys: list[bytes] = []
         flags = bytearray()
@@ -364,7 +364,7 @@ class Table:
                 values += v
             if hi is not None and last_keys[i] >= hi:
                 break
-        return keys, flags, values
+        return keys, bytes(flags), values
 
     def salvage(self) -> tuple[list[Entry], list[CorruptionError]]:
         """Every entry of every block that checks out, and the damage met on the way."""

@@ -63,3 +63,29 @@ def test_live_drops_tombstones_and_expired_entries() -> None:
         (b"e", HAS_TTL, 1001, b"alive"),
     ]
     assert [e[0] for e in live(iter(entries), 1000)] == [b"a", b"e"]
+
+
+def test_merge_windows_newest_wins_skips_dead_and_runs_both_ways() -> None:
+    from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+    from shaledb.engine.iterators import merge_windows
+
+    def source(entries: list[tuple[bytes, int, bytes]]):  # type: ignore[no-untyped-def]
+        def window(lo: bytes | None, hi: bytes | None):  # type: ignore[no-untyped-def]
+            picked = [
+                e for e in entries if (lo is None or e[0] >= lo) and (hi is None or e[0] < hi)
+            ]
+            return [e[0] for e in picked], bytes(e[1] for e in picked), [e[2] for e in picked]
+
+        return window
+
+    expired = (1000).to_bytes(8, "little") + b"old"
+    alive = (9000).to_bytes(8, "little") + b"ttl"
+    newest = source([(b"b", 0, b"B2"), (b"d", TOMBSTONE, b""), (b"f", HAS_TTL, alive)])
+    oldest = source([(b"a", 0, b"A"), (b"b", 0, b"B1"), (b"d", 0, b"D"), (b"e", HAS_TTL, expired)])
+    expected = [(b"a", 0, 0, b"A"), (b"b", 0, 0, b"B2"), (b"f", HAS_TTL, 9000, b"ttl")]
+    for bounds in ([], [b"b", b"c", b"e"], [b"a", b"z"]):
+        got = list(merge_windows([newest, oldest], bounds, b"", None, 5000))
+        assert got == expected, bounds
+        back = list(merge_windows([newest, oldest], bounds, b"", None, 5000, reverse=True))
+        assert back == expected[::-1], bounds
+    assert list(merge_windows([newest, oldest], [b"c"], b"b", b"e", 5000)) == [(b"b", 0, 0, b"B2")]
