@@ -39,7 +39,7 @@ bench-scale: $(BENCH_STAMP)
 
 # The server over the JSON-lines protocol, 1 and 50 clients, with and without pipelining.
 bench-network: $(STAMP)
-	$(PY) bench/bench_network.py
+	$(PY) bench/bench_network.py --fsync everysec,always --output docs/benchmarks.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shaledb tests bench

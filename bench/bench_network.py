@@ -133,14 +133,53 @@ def _start_server(data_dir: str, fsync: str) -> tuple[subprocess.Popen[bytes], i
     raise SystemExit("the server did not start listening")
 
 
-async def _run(args: argparse.Namespace, host: str, port: int) -> None:
+async def _run(args: argparse.Namespace, host: str, port: int) -> list[Result]:
     value = "v" * args.value_size
+    results = []
     print(HEADER)
     for clients in (1, 50):
         for depth in (1, args.depth):
             for op in ("put", "get"):
                 result = await _scenario(host, port, op, clients, depth, args.requests, value)
                 print(result.row(), flush=True)
+                results.append(result)
+    return results
+
+
+def _markdown(args: argparse.Namespace, runs: dict[str, list[Result]]) -> str:
+    import datetime
+    import platform
+
+    lines = [
+        "## Network server",
+        "",
+        "`shaledb serve` in its own process, clients in this one, over loopback, both on the "
+        f"same {os.cpu_count()} cores; {args.value_size}-byte values; puts then gets of the "
+        "same keys; latency from writing a request (or its pipelined batch) to reading its "
+        "reply.",
+        "",
+        f"- Command: `python bench/bench_network.py --fsync {','.join(runs)} "
+        f"--requests {args.requests} --depth {args.depth} --output {args.output}`",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"Python {platform.python_version()}",
+    ]
+    for mode, results in runs.items():
+        lines += [
+            "",
+            f"fsync `{mode}`:",
+            "",
+            "| op | clients | pipeline | requests | req/s | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results:
+            lat = sorted(r.latencies)
+            p50 = lat[len(lat) // 2] * 1000
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+            lines.append(
+                f"| {r.op} | {r.clients} | {r.depth} | {r.requests:,} | "
+                f"{r.requests / r.seconds:,.0f} | {p50:.3f} | {p99:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -148,10 +187,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="per scenario")
     parser.add_argument("--depth", type=int, default=32, help="pipelined requests in flight")
     parser.add_argument("--value-size", type=int, default=100)
-    parser.add_argument("--fsync", default="everysec", choices=("always", "everysec", "never"))
+    parser.add_argument(
+        "--fsync",
+        default="everysec",
+        help="fsync mode of the server, or several separated by commas (always,everysec,never)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="use a running server")
+    parser.add_argument("--output", help="also write the figures into this report's section")
     args = parser.parse_args()
+    modes = args.fsync.split(",")
+    bad = [m for m in modes if m not in ("always", "everysec", "never")]
+    if bad:
+        parser.error(f"--fsync takes always, everysec or never; got {', '.join(bad)}")
     try:
         import uvloop
 
@@ -161,17 +209,25 @@ def main() -> None:
     if args.port:
         runner(_run(args, args.host, args.port))
         return
-    with tempfile.TemporaryDirectory(prefix="shaledb-bench-") as data_dir:
-        proc, port = _start_server(data_dir, args.fsync)
-        print(
-            f"server: fsync={args.fsync}, value {args.value_size} bytes, "
-            f"{os.cpu_count()} CPUs (client and server share them)"
-        )
-        try:
-            runner(_run(args, "127.0.0.1", port))
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+    runs: dict[str, list[Result]] = {}
+    for mode in modes:
+        with tempfile.TemporaryDirectory(prefix="shaledb-bench-") as data_dir:
+            proc, port = _start_server(data_dir, mode)
+            print(
+                f"server: fsync={mode}, value {args.value_size} bytes, "
+                f"{os.cpu_count()} CPUs (client and server share them)"
+            )
+            try:
+                runs[mode] = runner(_run(args, "127.0.0.1", port))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    if args.output:
+        sys.path.insert(0, str(ROOT))
+        from bench.report import replace_section
+
+        replace_section(args.output, "network", _markdown(args, runs))
+        print(f"Wrote the Network server section of {args.output}")
 
 
 if __name__ == "__main__":

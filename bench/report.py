@@ -1,7 +1,8 @@
 """docs/benchmarks.md and its chart, from the results of one run of bench.run.
 
-The "Scale run" section belongs to bench.scale: it sits between two HTML comment
-markers, and writing the main report keeps whatever is between them.
+The "Scale run" section belongs to bench.scale and the "Network server" section to
+bench/bench_network.py: each sits between two HTML comment markers, and writing the
+main report keeps whatever is between them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,24 @@ from typing import Any
 
 from bench.workloads import PHASE_LABELS, PHASES, SCAN_LENGTH
 
-SCALE_START = "<!-- scale-run:start -->"
-SCALE_END = "<!-- scale-run:end -->"
-SCALE_PLACEHOLDER = (
-    "## Scale run\n\n"
-    "Not run yet. `python -m bench.scale` (default 10,000,000 keys) loads ShaleDB alone, "
-    "then writes its load rate, peak RSS, disk bytes and random-read rate here.\n"
-)
+#: Sections other scripts own, each kept between its two markers when the report is rewritten.
+SECTIONS = {
+    "scale-run": (
+        "## Scale run\n\n"
+        "Not run yet. `python -m bench.scale` (default 10,000,000 keys) loads ShaleDB alone, "
+        "then writes its load rate, peak RSS, disk bytes and random-read rate here.\n"
+    ),
+    "network": (
+        "## Network server\n\n"
+        "Not run yet. `python bench/bench_network.py --output docs/benchmarks.md` measures "
+        "the server over the JSON-lines protocol and writes its figures here.\n"
+    ),
+}
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
 
 SUBJECT = "shaledb"
 #: The peer the targets are stated against.
@@ -215,27 +227,25 @@ def _disk(results: dict[str, Any], order: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _scale_section(existing: str | None) -> str:
-    if existing and SCALE_START in existing and SCALE_END in existing:
-        inner = existing.split(SCALE_START, 1)[1].split(SCALE_END, 1)[0].strip("\n")
-        return f"{SCALE_START}\n{inner}\n{SCALE_END}"
-    return f"{SCALE_START}\n{SCALE_PLACEHOLDER}{SCALE_END}"
+def _kept_section(name: str, existing: str | None) -> str:
+    start, end = _markers(name)
+    if existing and start in existing and end in existing:
+        inner = existing.split(start, 1)[1].split(end, 1)[0].strip("\n")
+        return f"{start}\n{inner}\n{end}"
+    return f"{start}\n{SECTIONS[name]}{end}"
 
 
-def replace_scale_section(path: str, body: str) -> None:
-    """Put ``body`` (markdown starting with "## Scale run") into the report at ``path``."""
+def replace_section(path: str, name: str, body: str) -> None:
+    """Put ``body`` (markdown starting with its "## " heading) into section ``name`` of
+    the report at ``path``, adding the section at the end if it is not there yet."""
+    start, end = _markers(name)
     text = ""
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    block = f"{SCALE_START}\n{body.strip()}\n{SCALE_END}"
-    if SCALE_START in text and SCALE_END in text:
-        text = re.sub(
-            re.escape(SCALE_START) + ".*?" + re.escape(SCALE_END),
-            lambda _m: block,
-            text,
-            flags=re.S,
-        )
+    block = f"{start}\n{body.strip()}\n{end}"
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     with open(path, "w", encoding="utf-8") as f:
@@ -405,7 +415,8 @@ def render(run: dict[str, Any], existing: str | None, chart_name: str | None) ->
             "values, absent keys missing, scans complete and in order, range scans "
             "equal to the expected pairs, deleted keys gone)."
         )
-    out += ["", _scale_section(existing), ""]
+    for name in SECTIONS:
+        out += ["", _kept_section(name, existing), ""]
     return "\n".join(out)
 
 

@@ -24,7 +24,7 @@ import time
 
 import shaledb
 from bench.engines import disk_bytes
-from bench.report import replace_scale_section
+from bench.report import replace_section
 from bench.workloads import KEY_BYTES, VALUE_BYTES
 
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     body = "\n".join(lines) + "\n"
     print(body)
-    replace_scale_section(args.output, body)
+    replace_section(args.output, "scale-run", body)
     print(f"Wrote the Scale run section of {args.output}")
     return 1 if misses else 0
 
