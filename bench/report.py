@@ -22,6 +22,11 @@ SECTIONS = {
         "Not run yet. `python -m bench.scale` (default 10,000,000 keys) loads ShaleDB alone, "
         "then writes its load rate, peak RSS, disk bytes and random-read rate here.\n"
     ),
+    "analysis": (
+        "## Where the time goes\n\n"
+        "Profiles of the phases that miss their targets go here (written by hand from "
+        "cProfile runs; see the closing notes of the engine issues).\n"
+    ),
     "network": (
         "## Network server\n\n"
         "Not run yet. `python bench/bench_network.py --output docs/benchmarks.md` measures "
