@@ -166,16 +166,8 @@ class MemTable:
             yield (k, *entries[k])
 
     def columns(self) -> tuple[list[bytes], bytes, list[bytes]]:
-        """``(keys, flags, stored values)`` in key order, values prefixed by their expiry
-        where they have one (the SSTable layout); built with C-level maps for flushing."""
-        keys = self.sorted_keys()
-        found = list(map(self.entries.__getitem__, keys))
-        flags = bytes(map(_first, found))
-        if any(map(HAS_TTL.__and__, flags)):
-            stored = [value_with_expiry(*f) for f in found]
-        else:
-            stored = list(map(_third, found))
-        return keys, flags, stored
+        """Every entry as columns, for flushing: :meth:`columns_between` unbounded."""
+        return self.columns_between(None, None)
 
     def __iter__(self) -> Iterator[Entry]:
         """Every entry in key order (tombstones and expired entries included)."""
