@@ -29,9 +29,10 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 bench: $(BENCH_STAMP)
 	$(PY) -m bench.run
 
-# The same phases at 20,000 keys, in a minute or two.
+# The same phases at 20,000 keys, in a minute or two (kept out of docs/: bench/results/).
 bench-quick: $(BENCH_STAMP)
-	$(PY) -m bench.run --quick
+	mkdir -p bench/results
+	$(PY) -m bench.run --quick --output bench/results/benchmarks-quick.md
 
 # ShaleDB alone at 10,000,000 keys (load rate, peak RSS, disk bytes, reads).
 bench-scale: $(BENCH_STAMP)
