@@ -10,8 +10,9 @@ Paths (docs/architecture.md walks through each):
   ``(memtable, immutables, version)`` is replaced whole, never changed.
 - flush and compaction run on one background thread; each ends with an edit that is
   fsynced to the manifest before the new version is installed and old files deleted.
-- recovery: replay the manifest, replay the WALs it does not cover into a memtable,
-  write that to a level 0 table, start a new manifest, delete what is not live.
+- recovery (the file-level steps in :mod:`shaledb.engine.recovery`): replay the
+  manifest, replay the WALs it does not cover into a memtable, write that to a level 0
+  table, start a new manifest, delete what is not live.
 
 Implements :class:`shaledb.engine.base.Engine`; its durability rule holds.
 """
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from shaledb.engine import compaction as compactions
-from shaledb.engine import filenames
+from shaledb.engine import filenames, recovery
 from shaledb.engine.base import Entry, Found, Op
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
@@ -41,11 +42,10 @@ from shaledb.engine.manifest import (
     read_current,
 )
 from shaledb.engine.memtable import MemTable
-from shaledb.engine.record_log import read_records
 from shaledb.engine.sstable import Table, TableBuilder, TableCache
 from shaledb.engine.version import NUM_LEVELS, FileMeta, Version, VersionEdit
-from shaledb.engine.wal import WriteAheadLog, decode_batch
-from shaledb.errors import ClosedError, CorruptionError, ShaleDBError, StorageError
+from shaledb.engine.wal import WriteAheadLog
+from shaledb.errors import ClosedError, ShaleDBError, StorageError
 from shaledb.options import Options
 
 #: Immutable memtables waiting for the flusher before writers wait too.
@@ -112,105 +112,31 @@ class LSMEngine:
     def _recover(self) -> None:
         fs, directory = self._fs, self.directory
         state = read_current(fs, directory)
-        names = fs.list_dir(directory)
-        numbered = [p for p in map(filenames.parse, names) if p is not None]
         if state is None:
-            leftovers = [n for n in names if filenames.parse(n) is not None]
-            if leftovers and self._only_empty_start(leftovers):
-                # A crash during the very first open, before CURRENT: nothing was stored.
-                for name in leftovers:
-                    fs.remove(filenames.path(directory, name))
-                leftovers, numbered = [], []
-            if leftovers:
-                raise CorruptionError(
-                    f"{directory}: CURRENT is missing but database files exist "
-                    f"({', '.join(leftovers[:5])}); run 'shaledb repair {directory}'",
-                    filenames.path(directory, filenames.CURRENT),
-                )
+            recovery.start_without_current(fs, directory, fs.list_dir(directory))
             state = ManifestState(name="")
+        numbered = [p for p in map(filenames.parse, fs.list_dir(directory)) if p is not None]
         self._next_file = max([state.next_file] + [n + 1 for _, n in numbered])
-        self._seq = state.last_seq
         self._catalog = state.catalog
-        self._version = Version(self._open_levels(state))
-        mem = self._replay_wals(
-            state.log_number, sorted(n for k, n in numbered if k is FileKind.WAL)
+        self._version = Version(
+            recovery.open_levels(fs, directory, state, self._cache, self._tables)
         )
-        added: list[tuple[int, FileMeta]] = []
-        if len(mem):
-            meta = self._write_table(mem, "flush")
-            if meta is not None:
-                added.append((0, meta))
-                self._version = self._version.apply(VersionEdit(added=added))
+        wal_numbers = [n for k, n in numbered if k is FileKind.WAL]
+        mem, self._seq = recovery.replay_wals(
+            fs, directory, state.log_number, wal_numbers, state.last_seq
+        )
+        # Replayed writes go to a table now, so they are never replayed twice.
+        meta = self._write_table(mem, "flush")
+        if meta is not None:
+            self._version = self._version.apply(VersionEdit(added=[(0, meta)]))
         wal_number = self._alloc_file()
         self._wal = WriteAheadLog(fs, self._path_of(FileKind.WAL, wal_number), self.options.fsync)
         self._mem = MemTable(wal_number)
         self._imms: list[MemTable] = []  # newest first
         self._manifest = self._new_manifest(wal_number)
         self._publish()
-        self._remove_obsolete(wal_number)
-
-    def _only_empty_start(self, names: list[str]) -> bool:
-        """Whether ``names`` are only what a first open writes before CURRENT: empty WALs
-        and manifests holding no table and no catalog (the first snapshot has neither; a
-        catalog means namespaces or tables were created, which a reset would lose)."""
-        for name in names:
-            kind, _ = filenames.parse(name) or (None, 0)
-            path = filenames.path(self.directory, name)
-            if kind is FileKind.TABLE:
-                return False
-            if kind is FileKind.WAL and self._fs.size(path) > 0:
-                return False
-            if kind is FileKind.MANIFEST:
-                manifest = self._fs.read_all(path)
-                if b'"add"' in manifest or b'"catalog"' in manifest:
-                    return False
-        return True
-
-    def _open_levels(self, state: ManifestState) -> list[list[FileMeta]]:
-        levels: list[list[FileMeta]] = [[] for _ in range(NUM_LEVELS)]
-        for rec in state.tables.values():
-            if not 0 <= rec.level < NUM_LEVELS:
-                raise CorruptionError(
-                    f"manifest {state.name} puts table {rec.number} at level {rec.level}"
-                )
-            path = self._path_of(FileKind.TABLE, rec.number)
-            if not self._fs.exists(path):
-                raise CorruptionError(
-                    f"{path}: live table is missing (listed in {state.name})", path
-                )
-            size = self._fs.size(path)
-            if size != rec.size:
-                raise CorruptionError(
-                    f"{path}: table is {size} bytes, the manifest recorded {rec.size}",
-                    path,
-                    min(size, rec.size),
-                )
-            table = Table(self._fs, path, rec.number, self._cache, self._tables)
-            levels[rec.level].append(
-                FileMeta(rec.number, rec.size, rec.entries, rec.smallest, rec.largest, table)
-            )
-        levels[0].sort(key=lambda f: -f.number)
-        for files in levels[1:]:
-            files.sort(key=lambda f: f.smallest)
-        return levels
-
-    def _replay_wals(self, log_number: int, wal_numbers: list[int]) -> MemTable:
-        mem = MemTable(0)
-        live_wals = [n for n in wal_numbers if n >= log_number]
-        for i, number in enumerate(live_wals):
-            path = self._path_of(FileKind.WAL, number)
-            data = self._fs.read_all(path)
-            # Older logs were fsynced when they were rotated out: only the newest may be torn.
-            records, _ = read_records(data, path, tail_may_be_torn=(i == len(live_wals) - 1))
-            offset = 0
-            for _, payload in records:
-                seq, ops = decode_batch(payload, path, offset)
-                for flags, key, expire_ms, value in ops:
-                    mem.put(key, flags, expire_ms, value)
-                self._seq = max(self._seq, seq + len(ops) - 1)
-                offset += len(payload) + 9
-        mem.last_seq = self._seq
-        return mem
+        live_tables = {f.number for _, f in self._version.files()}
+        recovery.remove_obsolete(fs, directory, wal_number, live_tables, self._manifest.name)
 
     def _snapshot_edit(self, log_number: int) -> bytes:
         tables = [
@@ -228,26 +154,6 @@ class LSMEngine:
     def _new_manifest(self, log_number: int) -> ManifestLog:
         number = self._alloc_file()
         return ManifestLog(self._fs, self.directory, number, self._snapshot_edit(log_number))
-
-    def _remove_obsolete(self, log_number: int) -> None:
-        live_tables = {f.number for _, f in self._version.files()}
-        for name in self._fs.list_dir(self.directory):
-            parsed = filenames.parse(name)
-            path = filenames.path(self.directory, name)
-            if name.endswith(filenames.TEMP_SUFFIX) or (
-                parsed is not None and self._obsolete(parsed, name, log_number, live_tables)
-            ):
-                self._fs.remove(path)
-
-    def _obsolete(
-        self, parsed: tuple[FileKind, int], name: str, log_number: int, live_tables: set[int]
-    ) -> bool:
-        kind, number = parsed
-        if kind is FileKind.WAL:
-            return number < log_number
-        if kind is FileKind.TABLE:
-            return number not in live_tables
-        return name != self._manifest.name
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -1,0 +1,153 @@
+"""Opening a data directory: what the engine does with the files it finds.
+
+The steps of :meth:`shaledb.engine.lsm.LSMEngine._recover` that read or clean the
+directory, as functions of the file system (docs/architecture.md, "Recovery path";
+what each kind of damage does is in docs/format.md).
+"""
+
+from __future__ import annotations
+
+from shaledb.engine import filenames
+from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.filenames import FileKind
+from shaledb.engine.fs import FileSystem
+from shaledb.engine.manifest import ManifestState
+from shaledb.engine.memtable import MemTable
+from shaledb.engine.record_log import HEADER_SIZE, read_records
+from shaledb.engine.sstable import Table, TableCache
+from shaledb.engine.version import NUM_LEVELS, FileMeta
+from shaledb.engine.wal import decode_batch
+from shaledb.errors import CorruptionError
+
+
+def start_without_current(fs: FileSystem, directory: str, names: list[str]) -> None:
+    """Prepare a directory that has no CURRENT for a new database.
+
+    Files left by a crash during the very first open (empty WALs, manifests holding
+    neither a table nor a catalog) are removed.
+
+    Raises:
+        CorruptionError: database files exist that a new database would silently lose.
+    """
+    leftovers = [n for n in names if filenames.parse(n) is not None]
+    if not leftovers:
+        return
+    if _only_empty_start(fs, directory, leftovers):
+        for name in leftovers:
+            fs.remove(filenames.path(directory, name))
+        return
+    raise CorruptionError(
+        f"{directory}: CURRENT is missing but database files exist "
+        f"({', '.join(leftovers[:5])}); run 'shaledb repair {directory}'",
+        filenames.path(directory, filenames.CURRENT),
+    )
+
+
+def _only_empty_start(fs: FileSystem, directory: str, names: list[str]) -> bool:
+    # A catalog means namespaces or tables were created, which a reset would lose; the
+    # first snapshot has neither tables nor a catalog.
+    for name in names:
+        kind, _ = filenames.parse(name) or (None, 0)
+        path = filenames.path(directory, name)
+        if kind is FileKind.TABLE:
+            return False
+        if kind is FileKind.WAL and fs.size(path) > 0:
+            return False
+        if kind is FileKind.MANIFEST:
+            manifest = fs.read_all(path)
+            if b'"add"' in manifest or b'"catalog"' in manifest:
+                return False
+    return True
+
+
+def open_levels(
+    fs: FileSystem,
+    directory: str,
+    state: ManifestState,
+    cache: BlockCache,
+    open_tables: TableCache,
+) -> list[list[FileMeta]]:
+    """Open every live table the manifest lists, by level (level 0 newest first).
+
+    Raises:
+        CorruptionError: a table is missing, has another size than recorded, or its
+            footer, index or filter is damaged.
+    """
+    levels: list[list[FileMeta]] = [[] for _ in range(NUM_LEVELS)]
+    for rec in state.tables.values():
+        if not 0 <= rec.level < NUM_LEVELS:
+            raise CorruptionError(
+                f"manifest {state.name} puts table {rec.number} at level {rec.level}"
+            )
+        path = filenames.path(directory, filenames.table_name(rec.number))
+        if not fs.exists(path):
+            raise CorruptionError(f"{path}: live table is missing (listed in {state.name})", path)
+        size = fs.size(path)
+        if size != rec.size:
+            raise CorruptionError(
+                f"{path}: table is {size} bytes, the manifest recorded {rec.size}",
+                path,
+                min(size, rec.size),
+            )
+        table = Table(fs, path, rec.number, cache, open_tables)
+        levels[rec.level].append(
+            FileMeta(rec.number, rec.size, rec.entries, rec.smallest, rec.largest, table)
+        )
+    levels[0].sort(key=lambda f: -f.number)
+    for files in levels[1:]:
+        files.sort(key=lambda f: f.smallest)
+    return levels
+
+
+def replay_wals(
+    fs: FileSystem, directory: str, log_number: int, wal_numbers: list[int], last_seq: int
+) -> tuple[MemTable, int]:
+    """The writes of the WALs numbered ``>= log_number`` in one memtable, and the last
+    sequence number seen (at least ``last_seq``).
+
+    Raises:
+        CorruptionError: damage in a WAL other than a torn tail of the newest one.
+    """
+    mem = MemTable(0)
+    live_wals = sorted(n for n in wal_numbers if n >= log_number)
+    for i, number in enumerate(live_wals):
+        path = filenames.path(directory, filenames.wal_name(number))
+        data = fs.read_all(path)
+        # Older logs were fsynced when they were rotated out: only the newest may be torn.
+        records, _ = read_records(data, path, tail_may_be_torn=(i == len(live_wals) - 1))
+        offset = 0
+        for _, payload in records:
+            seq, ops = decode_batch(payload, path, offset)
+            for flags, key, expire_ms, value in ops:
+                mem.put(key, flags, expire_ms, value)
+            last_seq = max(last_seq, seq + len(ops) - 1)
+            offset += len(payload) + HEADER_SIZE
+    mem.last_seq = last_seq
+    return mem, last_seq
+
+
+def remove_obsolete(
+    fs: FileSystem, directory: str, log_number: int, live_tables: set[int], manifest_name: str
+) -> None:
+    """Delete what is not live: older WALs, unreferenced tables, other manifests, temp files."""
+    for name in fs.list_dir(directory):
+        parsed = filenames.parse(name)
+        if name.endswith(filenames.TEMP_SUFFIX) or (
+            parsed is not None and _obsolete(parsed, name, log_number, live_tables, manifest_name)
+        ):
+            fs.remove(filenames.path(directory, name))
+
+
+def _obsolete(
+    parsed: tuple[FileKind, int],
+    name: str,
+    log_number: int,
+    live_tables: set[int],
+    manifest_name: str,
+) -> bool:
+    kind, number = parsed
+    if kind is FileKind.WAL:
+        return number < log_number
+    if kind is FileKind.TABLE:
+        return number not in live_tables
+    return name != manifest_name
