@@ -58,7 +58,7 @@ class Options:
     memtable_entries: int | None = None
     block_size: int = 4096
     compression: str = "lz4"
-    block_cache_bytes: int = 64 * 1024 * 1024
+    block_cache_bytes: int = 128 * 1024 * 1024
     max_open_tables: int = 500
     bloom_bits_per_key: int = 10
     target_file_bytes: int = 16 * 1024 * 1024

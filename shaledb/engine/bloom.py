@@ -33,6 +33,11 @@ def mask(h: int) -> int:
     return _PAIR[h & 4095] | _PAIR[(h >> 12) & 4095] | (1 << (h >> 26))
 
 
+def hashes(key: bytes) -> tuple[int, int]:
+    """The two hashes a filter uses for ``key``: one picks the word, one the bits."""
+    return crc32c(key), zlib.crc32(key)
+
+
 def build(keys: Sequence[bytes], bits_per_key: int) -> bytes:
     """The filter block for ``keys``; empty bytes when ``bits_per_key`` is 0 (no filter)."""
     if bits_per_key <= 0:
@@ -65,6 +70,10 @@ class BloomFilter:
         self._nwords = len(self._words)
 
     def may_contain(self, key: bytes) -> bool:
-        h = zlib.crc32(key)
+        return self.may_contain_hashed(hashes(key))
+
+    def may_contain_hashed(self, key_hashes: tuple[int, int]) -> bool:
+        """:meth:`may_contain` for a key whose :func:`hashes` are already computed."""
+        word, h = key_hashes
         bits = _PAIR[h & 4095] | _PAIR[(h >> 12) & 4095] | (1 << (h >> 26))
-        return self._words[crc32c(key) % self._nwords] & bits == bits
+        return self._words[word % self._nwords] & bits == bits

@@ -288,12 +288,17 @@ class Table:
                 self._cache.put(key, block)
         return block
 
-    def get(self, key: bytes) -> Found | None:
-        """The entry stored for ``key`` (tombstones included), or None."""
+    def get(self, key: bytes, key_hashes: tuple[int, int] | None = None) -> Found | None:
+        """The entry stored for ``key`` (tombstones included), or None.
+
+        ``key_hashes``: the key's :func:`bloom.hashes`, when the caller has them already.
+        """
         parts = self._loaded
         if parts is None or self._open_tables is not None:
             parts = self._parts()
-        if parts.filter is not None and not parts.filter.may_contain(key):
+        if parts.filter is not None and not parts.filter.may_contain_hashed(
+            key_hashes or bloom.hashes(key)
+        ):
             return None
         i = bisect_left(parts.last_keys, key)
         if i == len(parts.last_keys):

@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from shaledb.engine import bloom
 from shaledb.engine.base import Found
 from shaledb.engine.sstable import Table
 
@@ -78,9 +79,11 @@ class Version:
 
     def get(self, key: bytes) -> Found | None:
         """The newest stored entry for ``key`` (tombstones included), or None."""
+        # The bloom filter hashes, once for every table probed.
+        hashes = bloom.hashes(key)
         for meta in self.levels[0]:
             if meta.smallest <= key <= meta.largest:
-                found = meta.table.get(key)
+                found = meta.table.get(key, hashes)
                 if found is not None:
                     return found
         for level in range(1, NUM_LEVELS):
@@ -89,7 +92,7 @@ class Version:
                 continue
             i = bisect_left(self._largest[level], key)
             if i < len(files) and files[i].smallest <= key:
-                found = files[i].table.get(key)
+                found = files[i].table.get(key, hashes)
                 if found is not None:
                     return found
         return None
