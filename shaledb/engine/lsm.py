@@ -230,7 +230,7 @@ class LSMEngine:
             mem = self._mem
             mem.put(key, flags, 0, value)
             mem.last_seq = seq
-            if mem.approximate_bytes >= self._flush_bytes or len(mem) >= self._flush_entries:
+            if self._memtable_full(mem):
                 self._rotate()
         if self._sync_always:
             self._sync_or_defer(position)
@@ -265,10 +265,8 @@ class LSMEngine:
         self._bg_error = exc
 
     def _memtable_full(self, mem: MemTable) -> bool:
-        limit = self.options.memtable_entries
-        if limit is not None:
-            return len(mem) >= limit
-        return mem.approximate_bytes >= self.options.memtable_bytes
+        # Entries when the seed's memtable_size is set, else bytes (see __init__).
+        return mem.approximate_bytes >= self._flush_bytes or len(mem) >= self._flush_entries
 
     def _make_room(self) -> None:
         """Slow down, then wait, while flushes or level 0 fall behind. Holds the lock."""
