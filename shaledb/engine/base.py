@@ -20,14 +20,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-#: ``(flags, key, expire_ms, value)``: one put or delete.
-Op = tuple[int, bytes, int, bytes]
-#: ``(key, flags, expire_ms, value)``: one live entry read back.
-Entry = tuple[bytes, int, int, bytes]
-#: ``(flags, expire_ms, value)``: what a point read finds.
-Found = tuple[int, int, bytes]
+
+class Op(NamedTuple):
+    """One put or delete handed to :meth:`Engine.write`."""
+
+    flags: int
+    key: bytes
+    expire_ms: int
+    value: bytes
+
+
+class Entry(NamedTuple):
+    """One live entry read back by a scan (the key first: entries sort by it)."""
+
+    key: bytes
+    flags: int
+    expire_ms: int
+    value: bytes
+
+
+class Found(NamedTuple):
+    """What a point read finds for its key."""
+
+    flags: int
+    expire_ms: int
+    value: bytes
 
 
 class Engine(Protocol):
