@@ -52,8 +52,10 @@ class Found(NamedTuple):
 class Engine(Protocol):
     """A sorted, durable map from bytes to bytes with expiry and atomic batches."""
 
-    #: True once :meth:`close` has run; every later call raises ClosedError.
-    closed: bool
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run; every later call raises ClosedError."""
+        ...
 
     def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
         """Apply ``ops`` atomically, in order.

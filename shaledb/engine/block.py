@@ -21,9 +21,8 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, repeat
 
-from shaledb.engine.base import Entry, Found
-from shaledb.engine.checksum import crc32c
-from shaledb.engine.entry import HAS_TTL
+from shaledb.engine.checksum import CRC, crc32c
+from shaledb.engine.entry import EXPIRY, HAS_TTL, RawEntry, RawFound
 from shaledb.errors import CorruptionError
 
 TRAILER = struct.Struct("<BI")
@@ -32,14 +31,12 @@ COMPRESSION_NONE = 0
 COMPRESSION_LZ4 = 1
 #: Compression names as options give them.
 COMPRESSIONS = {"none": COMPRESSION_NONE, "lz4": COMPRESSION_LZ4}
-_CRC = struct.Struct("<I")
 
 try:
     import lz4.block as _lz4
 except ImportError:  # pragma: no cover - lz4 is a dependency; tolerated for reading plain tables
     _lz4 = None  # type: ignore[assignment]
 _COUNT = struct.Struct("<I")
-_EXPIRE = struct.Struct("<Q")
 
 
 def encode(keys: Sequence[bytes], flags: bytes, values: Sequence[bytes]) -> bytes:
@@ -73,7 +70,7 @@ def seal(contents: bytes, compression: int = COMPRESSION_NONE) -> bytes:
     else:
         compression = COMPRESSION_NONE
     tag = bytes((compression,))
-    return contents + tag + _CRC.pack(crc32c(contents + tag))
+    return contents + tag + CRC.pack(crc32c(contents + tag))
 
 
 def unseal(raw: bytes, path: str, offset: int, part: str) -> bytes:
@@ -139,38 +136,38 @@ class Block:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def entry(self, i: int) -> Found:
+    def entry(self, i: int) -> RawFound:
         """``(flags, expire_ms, value)`` of entry ``i``."""
         start = self._values_start + (self._value_ends[i - 1] if i else 0)
         end = self._values_start + self._value_ends[i]
         flags = self._flags[i]
         if flags & HAS_TTL:
-            return flags, _EXPIRE.unpack_from(self._buf, start)[0], self._buf[start + 8 : end]
+            return flags, EXPIRY.unpack_from(self._buf, start)[0], self._buf[start + EXPIRY.size : end]
         return flags, 0, self._buf[start:end]
 
-    def get(self, key: bytes) -> Found | None:
+    def get(self, key: bytes) -> RawFound | None:
         keys = self.keys
         i = bisect_left(keys, key)
         if i < len(keys) and keys[i] == key:
             return self.entry(i)
         return None
 
-    def iter_from(self, i: int, hi: bytes | None) -> Iterator[Entry]:
+    def iter_from(self, i: int, hi: bytes | None) -> Iterator[RawEntry]:
         """Entries from index ``i`` upward while ``key < hi``."""
         end = len(self.keys) if hi is None else bisect_left(self.keys, hi, i)
         return self._entries(i, end, False)
 
-    def iter_down(self, i: int, lo: bytes) -> Iterator[Entry]:
+    def iter_down(self, i: int, lo: bytes) -> Iterator[RawEntry]:
         """Entries from index ``i`` downward while ``key >= lo``."""
         start = bisect_left(self.keys, lo, 0, i + 1) if i >= 0 else 0
         return self._entries(start, i + 1, True)
 
-    def _entries(self, i: int, j: int, reverse: bool) -> Iterator[Entry]:
+    def _entries(self, i: int, j: int, reverse: bool) -> Iterator[RawEntry]:
         if i >= j:
             return iter(())
         keys, flags, values = self.columns(i, j)
         if any(map(HAS_TTL.__and__, flags)):
-            entries: Iterator[Entry] = (
+            entries: Iterator[RawEntry] = (
                 (k, f, *_split_expiry(v)) if f & HAS_TTL else (k, f, 0, v)
                 for k, f, v in zip(keys, flags, values)
             )
@@ -195,9 +192,9 @@ class Block:
 
 
 def _split_expiry(stored: bytes) -> tuple[int, bytes]:
-    return _EXPIRE.unpack_from(stored)[0], stored[8:]
+    return EXPIRY.unpack_from(stored)[0], stored[EXPIRY.size :]
 
 
 def value_with_expiry(flags: int, expire_ms: int, value: bytes) -> bytes:
     """The stored form of a value: prefixed by its expiry when it has one."""
-    return _EXPIRE.pack(expire_ms) + value if flags & HAS_TTL else value
+    return EXPIRY.pack(expire_ms) + value if flags & HAS_TTL else value

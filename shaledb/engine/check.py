@@ -13,8 +13,8 @@ from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import read_current
 from shaledb.engine.record_log import read_records, salvage_records
-from shaledb.engine.sstable import Table
-from shaledb.engine.wal import decode_batch
+from shaledb.engine.batch import decode_batch
+from shaledb.engine.sstable import SSTable
 from shaledb.errors import CorruptionError, StorageError
 
 
@@ -61,7 +61,7 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         report.notes.append(f"{directory} holds no database (no CURRENT)")
         return report
     cache = BlockCache(0)
-    for rec in sorted(state.tables.values(), key=lambda r: r.number):
+    for _, rec in sorted(state.tables.values(), key=lambda t: t[1].number):
         path = filenames.path(directory, filenames.table_name(rec.number))
         report.tables += 1
         if not fs.exists(path):
@@ -70,7 +70,7 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         if fs.size(path) != rec.size:
             report.damage.append(f"{path}: {fs.size(path)} bytes, the manifest recorded {rec.size}")
         try:
-            entries, damage = Table(fs, path, rec.number, cache).salvage()
+            entries, damage = SSTable(fs, path, rec.number, cache).salvage()
         except CorruptionError as exc:
             report.damage.append(str(exc))
             continue

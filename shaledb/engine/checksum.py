@@ -7,6 +7,8 @@ fallback gives the same values, slowly, so the engine stays importable.
 
 from __future__ import annotations
 
+import struct
+
 try:
     from crc32c import crc32c
 except ImportError:  # pragma: no cover - exercised only on machines without the package
@@ -31,4 +33,7 @@ except ImportError:  # pragma: no cover - exercised only on machines without the
         return crc ^ 0xFFFFFFFF
 
 
-__all__ = ["crc32c"]
+#: How a checksum is stored: u32 little-endian.
+CRC = struct.Struct("<I")
+
+__all__ = ["CRC", "crc32c"]

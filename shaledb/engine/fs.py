@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 
+from shaledb.engine import filenames
 from shaledb.errors import LockedError, StorageError
 
 
@@ -145,7 +146,7 @@ class FileSystem:
     def write_atomic(self, directory: str, name: str, data: bytes) -> None:
         """Replace ``directory/name`` with ``data``: write a temp file, fsync, rename, fsync dir."""
         final = os.path.join(directory, name)
-        temp = final + ".tmp"
+        temp = filenames.temp_name(final)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:

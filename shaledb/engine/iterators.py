@@ -8,18 +8,17 @@ in an older one.
 from __future__ import annotations
 
 import heapq
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from operator import itemgetter
 
 from shaledb.engine.base import Entry
-from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.entry import EXPIRY, HAS_TTL, MAYBE_DEAD, TOMBSTONE, RawEntry, is_live
 
 _key = itemgetter(0)
 
 
-def merge(sources: Sequence[Iterator[Entry]], reverse: bool = False) -> Iterator[Entry]:
+def merge(sources: Sequence[Iterator[RawEntry]], reverse: bool = False) -> Iterator[RawEntry]:
     """One entry per key, in key order (descending when ``reverse``), newest source winning.
 
     Tombstones and expired entries are passed through; see :func:`live`.
@@ -36,21 +35,19 @@ def merge(sources: Sequence[Iterator[Entry]], reverse: bool = False) -> Iterator
             yield entry
 
 
-def live(entries: Iterator[Entry], now_ms: int) -> Iterator[Entry]:
-    """Entries that are neither tombstones nor expired at ``now_ms`` (the snapshot's time)."""
+def live(entries: Iterator[RawEntry], now_ms: int) -> Iterator[Entry]:
+    """Entries that are neither tombstones nor expired at ``now_ms`` (the snapshot's time),
+    as :class:`~shaledb.engine.base.Entry`."""
+    make = Entry._make
     for entry in entries:
-        flags = entry[1]
-        if flags & TOMBSTONE or (flags & HAS_TTL and entry[2] <= now_ms):
-            continue
-        yield entry
+        if is_live(entry[1], entry[2], now_ms):
+            yield make(entry)
 
 
 #: Columns of entries: ``(keys, flags, stored values)``, values with their expiry prefix.
 Columns = tuple[list[bytes], bytes, list[bytes]]
 #: A source for :func:`merge_windows`: the columns of its entries in ``[lo, hi)``.
 ColumnSource = Callable[[bytes | None, bytes | None], Columns]
-_DEAD = TOMBSTONE | HAS_TTL
-_EXPIRE = struct.Struct("<Q")
 _first = itemgetter(0)
 _second = itemgetter(1)
 
@@ -88,10 +85,10 @@ def merge_windows(
         found = list(map(merged.__getitem__, keys))
         flags = bytes(map(_first, found))
         values = list(map(_second, found))
-        if any(map(_DEAD.__and__, flags)):
+        if any(map(MAYBE_DEAD.__and__, flags)):
             yield from _live_columns(keys, flags, values, now_ms)
         else:
-            yield from zip(keys, flags, repeat(0), values)
+            yield from map(Entry._make, zip(keys, flags, repeat(0), values))
 
 
 def _live_columns(
@@ -101,8 +98,8 @@ def _live_columns(
         if flag & TOMBSTONE:
             continue
         if flag & HAS_TTL:
-            (expire_ms,) = _EXPIRE.unpack_from(value)
+            (expire_ms,) = EXPIRY.unpack_from(value)
             if expire_ms > now_ms:
-                yield key, flag, expire_ms, value[8:]
+                yield Entry(key, flag, expire_ms, value[EXPIRY.size :])
         else:
-            yield key, flag, 0, value
+            yield Entry(key, flag, 0, value)

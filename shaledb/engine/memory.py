@@ -16,7 +16,7 @@ from typing import Any
 from sortedcontainers import SortedDict
 
 from shaledb.engine.base import Entry, Found, Op
-from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.entry import TOMBSTONE, is_live
 from shaledb.errors import ClosedError
 from shaledb.options import Options
 
@@ -47,16 +47,16 @@ class MemoryEngine:
                 if flags & TOMBSTONE:
                     self._data.pop(key, None)
                 else:
-                    self._data[key] = (flags, expire_ms, value)
+                    self._data[key] = Found(flags, expire_ms, value)
             return True
 
     def put(self, flags: int, key: bytes, value: bytes) -> None:
-        self.write(((flags, key, 0, value),))
+        self.write((Op(flags, key, 0, value),))
 
     def get(self, key: bytes) -> Found | None:
         self._check_open()
         found: Found | None = self._data.get(key)
-        if found is None or (found[0] & HAS_TTL and found[1] <= self.now_ms()):
+        if found is None or not is_live(found.flags, found.expire_ms, self.now_ms()):
             return None
         return found
 
@@ -66,9 +66,9 @@ class MemoryEngine:
         with self._lock:
             self._check_open()
             keys = list(self._data.irange(lo, hi, inclusive=(True, False), reverse=reverse))
-            items = [(k, *self._data[k]) for k in keys]
+            items = [Entry(k, *self._data[k]) for k in keys]
         now = self.now_ms()
-        return iter([e for e in items if not (e[1] & HAS_TTL and e[2] <= now)])
+        return iter([e for e in items if is_live(e.flags, e.expire_ms, now)])
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:

@@ -18,9 +18,8 @@ from bisect import bisect_left, insort
 from collections.abc import Iterator
 from operator import itemgetter
 
-from shaledb.engine.base import Entry, Found
 from shaledb.engine.block import value_with_expiry
-from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.entry import HAS_TTL, RawEntry, RawFound, is_live
 
 _first = itemgetter(0)
 _third = itemgetter(2)
@@ -51,7 +50,7 @@ class MemTable:
     )
 
     def __init__(self, wal_number: int) -> None:
-        self.entries: dict[bytes, Found] = {}
+        self.entries: dict[bytes, RawFound] = {}
         self.wal_number = wal_number
         self.last_seq = 0
         self.approximate_bytes = 0
@@ -107,7 +106,7 @@ class MemTable:
         reverse: bool = False,
         limit: int | None = None,
         now_ms: int = 0,
-    ) -> tuple[list[Entry], bytes | None]:
+    ) -> tuple[list[RawEntry], bytes | None]:
         """A copy of the entries with ``lo <= key < hi``, in order (a snapshot).
 
         With ``limit``, the copy stops once it holds ``limit`` live entries (neither
@@ -126,7 +125,7 @@ class MemTable:
             return [(k, *entries[k]) for k in picked], None
         if limit <= 0:
             return [], lo  # as a bound either way, lo leaves an empty range
-        copied: list[Entry] = []
+        copied: list[RawEntry] = []
         found = 0
         indexes = range(end - 1, start - 1, -1) if reverse else range(start, end)
         for i in indexes:
@@ -136,7 +135,7 @@ class MemTable:
             key = keys[i]
             flags, expire_ms, value = entries[key]
             copied.append((key, flags, expire_ms, value))
-            if not (flags & TOMBSTONE or (flags & HAS_TTL and expire_ms <= now_ms)):
+            if is_live(flags, expire_ms, now_ms):
                 found += 1
         return copied, None
 
@@ -158,7 +157,7 @@ class MemTable:
             stored = list(map(_third, found))
         return picked, flags, stored
 
-    def iter_range(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[Entry]:
+    def iter_range(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[RawEntry]:
         """Entries with ``lo <= key < hi`` without copying; only for an immutable memtable."""
         entries = self.entries
         keys = self._key_range(lo, hi)
@@ -169,7 +168,7 @@ class MemTable:
         """Every entry as columns, for flushing: :meth:`columns_between` unbounded."""
         return self.columns_between(None, None)
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[RawEntry]:
         """Every entry in key order (tombstones and expired entries included)."""
         entries = self.entries
         for k in self.sorted_keys():

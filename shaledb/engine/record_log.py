@@ -11,27 +11,24 @@ from __future__ import annotations
 
 import struct
 
-from shaledb.engine.checksum import crc32c
+from shaledb.engine.checksum import CRC, crc32c
 from shaledb.errors import CorruptionError
 
 RECORD_HEADER = struct.Struct("<IIB")
 HEADER_SIZE = RECORD_HEADER.size  # 9
 _BODY_HEADER = struct.Struct("<IB")
-_CRC = struct.Struct("<I")
 
 #: A write-ahead-log record: one atomic write batch.
 WAL_BATCH = 1
 #: A manifest record: one version edit (JSON).
 MANIFEST_EDIT = 2
 RECORD_TYPES = frozenset((WAL_BATCH, MANIFEST_EDIT))
-#: Records larger than this are never written, so a larger length is damage.
-MAX_RECORD_BYTES = 1 << 31
 
 
 def frame(record_type: int, payload: bytes) -> bytes:
     """The bytes of one record."""
     body = _BODY_HEADER.pack(len(payload), record_type) + payload
-    return _CRC.pack(crc32c(body)) + body
+    return CRC.pack(crc32c(body)) + body
 
 
 def _check_at(data: bytes, offset: int) -> tuple[int, int] | str:

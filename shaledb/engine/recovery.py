@@ -1,23 +1,63 @@
 """Opening a data directory: what the engine does with the files it finds.
 
-The steps of :meth:`shaledb.engine.lsm.LSMEngine._recover` that read or clean the
-directory, as functions of the file system (docs/architecture.md, "Recovery path";
-what each kind of damage does is in docs/format.md).
+:func:`recover` runs the steps in order (docs/architecture.md, "Recovery path"; what
+each kind of damage does is in docs/format.md): replay the manifest; replay the WALs
+it does not cover into a memtable; write that to a level-0 table, so no write is ever
+replayed twice; start a new WAL and a new manifest; delete what is not live.
 """
 
 from __future__ import annotations
 
 from shaledb.engine import filenames
-from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.batch import decode_batch
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.manifest import ManifestState
+from shaledb.engine.manifest import ManifestState, current_name, read_manifest
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.record_log import HEADER_SIZE, read_records
-from shaledb.engine.sstable import Table, TableCache
-from shaledb.engine.version import NUM_LEVELS, FileMeta
-from shaledb.engine.wal import decode_batch
+from shaledb.engine.table_writer import TableWriter
+from shaledb.engine.version_set import VersionSet
+from shaledb.engine.wal import WriteAheadLog
 from shaledb.errors import CorruptionError
+from shaledb.options import Options
+
+
+def recover(
+    fs: FileSystem, directory: str, options: Options, versions: VersionSet, tables: TableWriter
+) -> tuple[WriteAheadLog, MemTable]:
+    """Bring ``directory`` to a state the engine can write to: a new WAL and memtable.
+
+    Raises:
+        CorruptionError: damage that recovery must not guess about.
+        StorageError: the directory cannot be read or written.
+    """
+    name = current_name(fs, directory)
+    if name is None:
+        start_without_current(fs, directory, fs.list_dir(directory))
+        state = ManifestState(name="")
+    else:
+        state = read_manifest(fs, directory, name)
+    numbered = [p for p in map(filenames.parse, fs.list_dir(directory)) if p is not None]
+    versions.recover(state, [n for _, n in numbered])
+    wal_numbers = [n for k, n in numbered if k is FileKind.WAL]
+    mem, versions.last_seq = replay_wals(
+        fs, directory, state.log_number, wal_numbers, state.last_seq
+    )
+    replayed = tables.write_memtable(mem)
+    wal_number = versions.new_file_number()
+    wal = WriteAheadLog(
+        fs, filenames.path(directory, filenames.wal_name(wal_number)), options.fsync
+    )
+    try:
+        fs.sync_dir(directory)
+        versions.start(replayed, wal_number)
+        remove_obsolete(
+            fs, directory, wal_number, versions.current.numbers(), versions.manifest_name
+        )
+    except BaseException:
+        wal.close()
+        raise
+    return wal, MemTable(wal_number)
 
 
 def start_without_current(fs: FileSystem, directory: str, names: list[str]) -> None:
@@ -58,45 +98,6 @@ def _only_empty_start(fs: FileSystem, directory: str, names: list[str]) -> bool:
             if b'"add"' in manifest or b'"catalog"' in manifest:
                 return False
     return True
-
-
-def open_levels(
-    fs: FileSystem,
-    directory: str,
-    state: ManifestState,
-    cache: BlockCache,
-    open_tables: TableCache,
-) -> list[list[FileMeta]]:
-    """Open every live table the manifest lists, by level (level 0 newest first).
-
-    Raises:
-        CorruptionError: a table is missing, has another size than recorded, or its
-            footer, index or filter is damaged.
-    """
-    levels: list[list[FileMeta]] = [[] for _ in range(NUM_LEVELS)]
-    for rec in state.tables.values():
-        if not 0 <= rec.level < NUM_LEVELS:
-            raise CorruptionError(
-                f"manifest {state.name} puts table {rec.number} at level {rec.level}"
-            )
-        path = filenames.path(directory, filenames.table_name(rec.number))
-        if not fs.exists(path):
-            raise CorruptionError(f"{path}: live table is missing (listed in {state.name})", path)
-        size = fs.size(path)
-        if size != rec.size:
-            raise CorruptionError(
-                f"{path}: table is {size} bytes, the manifest recorded {rec.size}",
-                path,
-                min(size, rec.size),
-            )
-        table = Table(fs, path, rec.number, cache, open_tables)
-        levels[rec.level].append(
-            FileMeta(rec.number, rec.size, rec.entries, rec.smallest, rec.largest, table)
-        )
-    levels[0].sort(key=lambda f: -f.number)
-    for files in levels[1:]:
-        files.sort(key=lambda f: f.smallest)
-    return levels
 
 
 def replay_wals(

@@ -18,17 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shaledb.engine import filenames
-from shaledb.engine.base import Entry
 from shaledb.engine.block_cache import BlockCache
-from shaledb.engine.entry import HAS_TTL, TOMBSTONE
+from shaledb.engine.entry import RawEntry, is_live
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.iterators import merge
-from shaledb.engine.manifest import ManifestLog, TableRecord, encode_edit, read_current
+from shaledb.engine.batch import decode_batch
+from shaledb.engine.manifest import ManifestWriter, read_current
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.record_log import WAL_BATCH, salvage_records
-from shaledb.engine.sstable import Table, TableBuilder
-from shaledb.engine.wal import decode_batch
+from shaledb.engine.sstable import SSTable, SSTableBuilder
+from shaledb.engine.version_edit import TableFile, VersionEdit
 from shaledb.errors import CorruptionError, StorageError
 from shaledb.options import Options, wall_clock
 
@@ -66,9 +66,9 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         state = None
     if state is not None:
         records = sorted(
-            state.tables.values(), key=lambda r: (r.level, -r.number if r.level == 0 else 0)
+            state.tables.values(), key=lambda t: (t[0], -t[1].number if t[0] == 0 else 0)
         )
-        table_numbers = [r.number for r in records]
+        table_numbers = [t.number for _, t in records]
         log_number, catalog, last_seq = state.log_number, state.catalog, state.last_seq
     else:
         table_numbers = sorted((n for k, n in numbered if k is FileKind.TABLE), reverse=True)
@@ -89,12 +89,12 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
             for flags, key, expire_ms, value in ops:
                 mem.put(key, flags, expire_ms, value)
             last_seq = max(last_seq, seq + len(ops) - 1)
-    sources: list[Iterator[Entry]] = [iter(mem)]
+    sources: list[Iterator[RawEntry]] = [iter(mem)]
     cache = BlockCache(0)
     for number in table_numbers:
         path = filenames.path(directory, filenames.table_name(number))
         try:
-            entries, bad_blocks = Table(fs, path, number, cache).salvage()
+            entries, bad_blocks = SSTable(fs, path, number, cache).salvage()
         except (CorruptionError, StorageError) as exc:
             report.lost.append(f"{path}: table unreadable, dropped: {exc}")
             continue
@@ -102,14 +102,14 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         sources.append(iter(entries))
     next_file = max([n + 1 for _, n in numbered] + [1])
     now_ms = int(wall_clock() * 1000)
-    added: list[TableRecord] = []
-    builder: TableBuilder | None = None
+    added: list[tuple[int, TableFile]] = []
+    builder: SSTableBuilder | None = None
     for key, flags, expire_ms, value in merge(sources):
-        if flags & TOMBSTONE or (flags & HAS_TTL and expire_ms <= now_ms):
+        if not is_live(flags, expire_ms, now_ms):
             continue  # everything is in this merge: nothing older can resurface
         if builder is None:
             number, next_file = next_file, next_file + 1
-            builder = TableBuilder(
+            builder = SSTableBuilder(
                 fs,
                 filenames.path(directory, filenames.table_name(number)),
                 options.block_size,
@@ -125,16 +125,16 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         added.append(_finish(builder, number))
     report.tables_written = len(added)
     manifest_number, log_after = next_file, next_file + 1
-    snapshot = encode_edit(
+    snapshot = VersionEdit(
         added=added,
         log_number=log_after,
         next_file=log_after + 1,
         last_seq=last_seq,
         catalog=catalog,
     )
-    manifest = ManifestLog(fs, directory, manifest_number, snapshot)
+    manifest = ManifestWriter(fs, directory, manifest_number, snapshot)
     manifest.close()
-    keep = {filenames.table_name(t.number) for t in added} | {
+    keep = {filenames.table_name(t.number) for _, t in added} | {
         manifest.name,
         filenames.LOCK,
         filenames.CURRENT,
@@ -152,6 +152,6 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
     return report
 
 
-def _finish(builder: TableBuilder, number: int) -> TableRecord:
+def _finish(builder: SSTableBuilder, number: int) -> tuple[int, TableFile]:
     info = builder.finish()
-    return TableRecord(1, number, info.size, info.entries, info.smallest, info.largest)
+    return 1, TableFile(number, info.size, info.entries, info.smallest, info.largest)

@@ -2,8 +2,9 @@
 
 Level 0 holds tables flushed from memtables, newest first; their key ranges may
 overlap. Every deeper level holds tables with disjoint key ranges, sorted by key.
-A :class:`Version` is never changed: applying a :class:`VersionEdit` makes a new one,
-which the engine installs whole, so readers holding the old one are unaffected.
+A :class:`Version` is never changed: applying a
+:class:`~shaledb.engine.version_edit.VersionEdit` makes a new one, which the engine
+installs whole, so readers holding the old one are unaffected.
 """
 
 from __future__ import annotations
@@ -13,37 +14,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shaledb.engine import bloom
-from shaledb.engine.base import Found
-from shaledb.engine.sstable import Table
+from shaledb.engine.entry import RawFound
+from shaledb.engine.sstable.reader import SSTable
+from shaledb.engine.version_edit import TableFile, VersionEdit
 
 NUM_LEVELS = 7
 
 
 @dataclass(frozen=True)
-class FileMeta:
-    """One live table: its number, size, key range and open reader."""
+class FileMeta(TableFile):
+    """One live table: what the manifest records, and its open reader."""
 
-    number: int
-    size: int
-    entries: int
-    smallest: bytes
-    largest: bytes
-    table: Table = field(compare=False, repr=False)
-
-    def overlaps(self, lo: bytes | None, hi: bytes | None) -> bool:
-        """Whether the table's keys meet ``[lo, hi)`` (None: unbounded)."""
-        return (hi is None or self.smallest < hi) and (lo is None or self.largest >= lo)
-
-
-@dataclass
-class VersionEdit:
-    """A change to the version and counters, as logged in the manifest."""
-
-    added: list[tuple[int, FileMeta]] = field(default_factory=list)
-    removed: list[tuple[int, int]] = field(default_factory=list)  # (level, number)
-    log_number: int | None = None
-    next_file: int | None = None
-    last_seq: int | None = None
+    table: SSTable = field(compare=False, repr=False, kw_only=True)
 
 
 class Version:
@@ -58,12 +40,18 @@ class Version:
         self._largest = [[f.largest for f in level] for level in self.levels]
 
     def apply(self, edit: VersionEdit) -> Version:
-        """A new version with the edit's tables removed and added."""
+        """A new version with the edit's tables removed and added.
+
+        Every added table must be a :class:`FileMeta` (opened); the manifest's own
+        records are opened by :mod:`shaledb.engine.version_set` before they get here.
+        """
         gone = set(edit.removed)
         levels = [
             [f for f in files if (n, f.number) not in gone] for n, files in enumerate(self.levels)
         ]
         for level, meta in edit.added:
+            if not isinstance(meta, FileMeta):
+                raise TypeError(f"table {meta.number} is added to a version without a reader")
             if level == 0:
                 levels[0].insert(0, meta)  # level 0: newest first
             else:
@@ -77,7 +65,11 @@ class Version:
             for meta in files:
                 yield level, meta
 
-    def get(self, key: bytes) -> Found | None:
+    def numbers(self) -> set[int]:
+        """The file numbers of every live table."""
+        return {f.number for files in self.levels for f in files}
+
+    def get(self, key: bytes) -> RawFound | None:
         """The newest stored entry for ``key`` (tombstones included), or None."""
         # The bloom filter hashes, once for every table probed.
         hashes = bloom.hashes(key)

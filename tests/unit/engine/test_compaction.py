@@ -11,8 +11,9 @@ from shaledb.engine.block import value_with_expiry
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.sstable import Table, TableBuilder
-from shaledb.engine.version import FileMeta, Version, VersionEdit
+from shaledb.engine.sstable import SSTable, SSTableBuilder
+from shaledb.engine.version import FileMeta, Version
+from shaledb.engine.version_edit import VersionEdit
 from shaledb.options import Options
 
 
@@ -24,12 +25,12 @@ class Tables:
     def make(self, entries: list[tuple[bytes, int, int, bytes]]) -> FileMeta:
         self.number += 1
         path = self.root / f"{self.number:06d}.sst"
-        b = TableBuilder(FileSystem(), str(path), 256, 10)
+        b = SSTableBuilder(FileSystem(), str(path), 256, 10)
         for e in sorted(entries):
             b.add(*e)
         info = b.finish()
-        table = Table(FileSystem(), str(path), self.number, BlockCache(0))
-        return FileMeta(self.number, info.size, info.entries, info.smallest, info.largest, table)
+        table = SSTable(FileSystem(), str(path), self.number, BlockCache(0))
+        return FileMeta(self.number, info.size, info.entries, info.smallest, info.largest, table=table)
 
     def span(self, lo: str, hi: str, value: bytes = b"v") -> FileMeta:
         return self.make([(lo.encode(), 0, 0, value), (hi.encode(), 0, 0, value)])
@@ -97,8 +98,8 @@ def test_deeper_level_over_its_size_is_compacted(tables: Tables) -> None:
         (2, below.number),
     ]
     assert not chosen.drops_tombstones  # level 3 overlaps
-    assert compactions.max_bytes_for_level(1, opts) == 1000
-    assert compactions.max_bytes_for_level(3, opts) == 100_000
+    assert compactions.policy.max_bytes_for_level(1, opts) == 1000
+    assert compactions.policy.max_bytes_for_level(3, opts) == 100_000
 
 
 def test_the_level_furthest_over_its_limit_goes_first(tables: Tables) -> None:

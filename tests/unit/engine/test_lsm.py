@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import shaledb
-from shaledb.engine import lsm
+from shaledb.engine import version_set, write_path
 from shaledb.engine.fs import AppendFile, FileSystem
 from shaledb.engine.lsm import LSMEngine
 from shaledb.errors import ClosedError, StorageError
@@ -69,7 +69,7 @@ def test_flush_moves_the_memtable_to_a_table_and_drops_its_wal(data_dir: Path) -
         assert names(data_dir, ".sst") == []
         engine.flush()
         assert len(names(data_dir, ".sst")) == 1
-        assert old_wal[0] not in engine._wal.path  # writes go to a new log now
+        assert old_wal[0] not in engine._writes.wal.path  # writes go to a new log now
         stats = engine.stats()
         assert stats["memtable_entries"] == 0 and stats["levels"][0]["files"] == 1
         assert stats["levels"][0]["entries"] == 50 and stats["flushes"] == 1
@@ -111,14 +111,14 @@ def test_manual_compaction_merges_everything_into_one_level(data_dir: Path) -> N
         assert len(populated) == 1 and populated[0] >= 1
         assert stats["table_bytes"] < before
         assert stats["levels"][populated[0]]["entries"] == 100  # tombstones gone at the bottom
-        engine._version.check(str)
+        engine._versions.current.check(str)
         expected = {
             f"k{i:05d}".encode(): (f"w{i}" if i < 100 else f"v{i}").encode()
             for i in range(1, 200, 2)
         }
         assert all_items(engine) == expected
         # Table files of the inputs are gone from the directory.
-        live = {f.number for _, f in engine._version.files()}
+        live = {f.number for _, f in engine._versions.current.files()}
         assert {int(n[:6]) for n in names(data_dir, ".sst")} == live
     finally:
         engine.close()
@@ -139,9 +139,9 @@ def test_background_compaction_keeps_levels_disjoint_and_data_right(data_dir: Pa
                 engine.write([(0, key, 0, value)])
                 model[key] = value
             if i % 500 == 0:
-                engine._version.check(str)
+                engine._versions.current.check(str)
         engine.flush()
-        engine._version.check(str)
+        engine._versions.current.check(str)
         stats = engine.stats()
         assert stats["compactions"] > 0
         assert sum(1 for lv in stats["levels"] if lv["files"]) >= 2
@@ -154,13 +154,13 @@ def test_background_compaction_keeps_levels_disjoint_and_data_right(data_dir: Pa
     engine = LSMEngine(str(data_dir), small())
     try:
         assert all_items(engine) == model
-        engine._version.check(str)
+        engine._versions.current.check(str)
     finally:
         engine.close()
 
 
 def test_a_large_manifest_is_rewritten(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lsm, "MAX_MANIFEST_BYTES", 1500)
+    monkeypatch.setattr(version_set, "MAX_MANIFEST_BYTES", 1500)
     db = shaledb.open(str(data_dir), memtable_size=4, l0_compaction_trigger=2, block_size=128)
     try:
         t = db.create_namespace("ns").create_table("t")
@@ -260,7 +260,7 @@ def test_level0_stop_trigger_makes_writers_wait_not_fail(data_dir: Path) -> None
             engine.write([op])
         engine.flush()
         assert len(all_items(engine)) == 300
-        assert engine.stats()["levels"][0]["files"] < 4 + lsm.MAX_IMMUTABLES + 1
+        assert engine.stats()["levels"][0]["files"] < 4 + write_path.MAX_IMMUTABLES + 1
     finally:
         engine.close()
 

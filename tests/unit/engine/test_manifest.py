@@ -9,57 +9,56 @@ import pytest
 
 from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.manifest import (
-    ManifestLog,
-    ManifestState,
-    TableRecord,
-    encode_edit,
-    read_current,
-)
+from shaledb.engine.manifest import ManifestState, ManifestWriter, read_current
 from shaledb.engine.record_log import MANIFEST_EDIT, frame
+from shaledb.engine.version_edit import TableFile, VersionEdit
 from shaledb.errors import CorruptionError
 
-T1 = TableRecord(0, 5, 1234, 10, b"\x00a", b"\xffz")
-T2 = TableRecord(2, 6, 99, 1, b"k", b"k")
+T1 = (0, TableFile(5, 1234, 10, b"\x00a", b"\xffz"))
+T2 = (2, TableFile(6, 99, 1, b"k", b"k"))
 CATALOG = {"version": 1, "next_id": 3, "namespaces": {"default": {"default": 0}}, "dropped": [1]}
 
 
 def test_edit_round_trip() -> None:
-    payload = encode_edit(
+    payload = VersionEdit(
         added=[T1, T2], removed=[(1, 3)], log_number=7, next_file=9, last_seq=1234, catalog=CATALOG
-    )
+    ).encode()
     state = ManifestState(name="MANIFEST-000001")
-    state.tables[3] = TableRecord(1, 3, 1, 1, b"a", b"b")
-    state.apply(json.loads(payload), "here")
+    state.tables[3] = (1, TableFile(3, 1, 1, b"a", b"b"))
+    state.apply(VersionEdit.decode(payload, "here"))
     assert state.tables == {5: T1, 6: T2}
     assert (state.log_number, state.next_file, state.last_seq) == (7, 9, 1234)
     assert state.catalog == CATALOG
 
 
 def test_edit_leaves_out_what_is_not_given() -> None:
-    assert json.loads(encode_edit(log_number=None, last_seq=4)) == {"last_seq": 4}
+    assert json.loads(VersionEdit(log_number=None, last_seq=4).encode()) == {"last_seq": 4}
     state = ManifestState(name="m", log_number=3)
-    state.apply(json.loads(encode_edit(last_seq=4)), "here")
+    state.apply(VersionEdit.decode(VersionEdit(last_seq=4).encode(), "here"))
     assert state.log_number == 3 and state.last_seq == 4
 
 
 def test_malformed_edit_is_corruption() -> None:
-    state = ManifestState(name="m")
     with pytest.raises(CorruptionError, match="where"):
-        state.apply({"add": [[0, 1, 2]]}, "where")
+        VersionEdit.decode(json.dumps({"add": [[0, 1, 2]]}).encode(), "where")
     with pytest.raises(CorruptionError):
-        state.apply({"add": [[0, 1, 2, 3, "zz", "00"]]}, "where")
+        VersionEdit.decode(json.dumps({"add": [[0, 1, 2, 3, "zz", "00"]]}).encode(), "where")
 
 
-def _new(tmp_path: Path, number: int = 1, **counters) -> ManifestLog:
-    snapshot = encode_edit(added=[T1], log_number=4, next_file=10, last_seq=0, **counters)
-    return ManifestLog(FileSystem(), str(tmp_path), number, snapshot)
+def test_edit_round_trips_through_its_codec() -> None:
+    edit = VersionEdit(added=[T1], removed=[(0, 2)], log_number=3, catalog=CATALOG)
+    assert VersionEdit.decode(edit.encode()) == edit
+
+
+def _new(tmp_path: Path, number: int = 1, **counters) -> ManifestWriter:
+    snapshot = VersionEdit(added=[T1], log_number=4, next_file=10, last_seq=0, **counters)
+    return ManifestWriter(FileSystem(), str(tmp_path), number, snapshot)
 
 
 def test_log_and_current_round_trip(tmp_path: Path) -> None:
     m = _new(tmp_path)
-    m.append(encode_edit(added=[T2], last_seq=50))
-    m.append(encode_edit(removed=[(0, 5)], catalog=CATALOG))
+    m.append(VersionEdit(added=[T2], last_seq=50))
+    m.append(VersionEdit(removed=[(0, 5)], catalog=CATALOG))
     m.close()
     assert (tmp_path / "CURRENT").read_text() == "MANIFEST-000001\n"
     state = read_current(FileSystem(), str(tmp_path))
@@ -71,7 +70,7 @@ def test_log_and_current_round_trip(tmp_path: Path) -> None:
 
 def test_new_manifest_replaces_current(tmp_path: Path) -> None:
     _new(tmp_path, 1).close()
-    m2 = ManifestLog(FileSystem(), str(tmp_path), 2, encode_edit(added=[T2], log_number=8))
+    m2 = ManifestWriter(FileSystem(), str(tmp_path), 2, VersionEdit(added=[T2], log_number=8))
     m2.close()
     state = read_current(FileSystem(), str(tmp_path))
     assert state is not None and state.name == "MANIFEST-000002" and state.tables == {6: T2}
@@ -84,18 +83,18 @@ def test_no_current_means_no_database(tmp_path: Path) -> None:
 
 def test_torn_last_edit_is_dropped(tmp_path: Path) -> None:
     m = _new(tmp_path)
-    m.append(encode_edit(last_seq=77))
+    m.append(VersionEdit(last_seq=77))
     m.close()
     path = tmp_path / "MANIFEST-000001"
     with open(path, "ab") as f:
-        f.write(frame(MANIFEST_EDIT, encode_edit(last_seq=99))[:-3])
+        f.write(frame(MANIFEST_EDIT, VersionEdit(last_seq=99).encode())[:-3])
     state = read_current(FileSystem(), str(tmp_path))
     assert state is not None and state.last_seq == 77
 
 
 def test_damage_inside_the_manifest_is_corruption(tmp_path: Path) -> None:
     m = _new(tmp_path)
-    m.append(encode_edit(last_seq=77))
+    m.append(VersionEdit(last_seq=77))
     m.close()
     path = tmp_path / "MANIFEST-000001"
     data = bytearray(path.read_bytes())

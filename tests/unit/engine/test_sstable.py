@@ -11,7 +11,7 @@ import pytest
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.sstable import FOOTER_SIZE, Table, TableBuilder
+from shaledb.engine.sstable import FOOTER_SIZE, SSTable, SSTableBuilder
 from shaledb.errors import CorruptionError
 
 
@@ -30,15 +30,15 @@ def _entries(n: int, seed: int = 1) -> list[tuple[bytes, int, int, bytes]]:
     return out
 
 
-def _build(path: Path, entries: list, block_size: int = 256, bits: int = 10) -> Table:
-    builder = TableBuilder(FileSystem(), str(path), block_size, bits)
+def _build(path: Path, entries: list, block_size: int = 256, bits: int = 10) -> SSTable:
+    builder = SSTableBuilder(FileSystem(), str(path), block_size, bits)
     for e in entries:
         builder.add(*e)
     info = builder.finish()
     assert info.entries == len(entries)
     assert info.smallest == entries[0][0] and info.largest == entries[-1][0]
     assert info.size == path.stat().st_size
-    return Table(FileSystem(), str(path), 1, BlockCache(1 << 20))
+    return SSTable(FileSystem(), str(path), 1, BlockCache(1 << 20))
 
 
 @pytest.fixture
@@ -47,15 +47,15 @@ def entries() -> list:
 
 
 @pytest.fixture
-def table(tmp_path: Path, entries: list) -> Table:
+def table(tmp_path: Path, entries: list) -> SSTable:
     return _build(tmp_path / "000001.sst", entries)
 
 
-def test_many_blocks_were_written(table: Table) -> None:
+def test_many_blocks_were_written(table: SSTable) -> None:
     assert len(table.block_offsets) > 10
 
 
-def test_every_entry_reads_back(table: Table, entries: list) -> None:
+def test_every_entry_reads_back(table: SSTable, entries: list) -> None:
     assert table.entries == len(entries)
     for key, flags, expire, value in entries:
         assert table.get(key) == (flags, expire, value)
@@ -63,7 +63,7 @@ def test_every_entry_reads_back(table: Table, entries: list) -> None:
     assert list(table.iter_range(b"", None, reverse=True)) == entries[::-1]
 
 
-def test_absent_keys_read_as_none(table: Table, entries: list) -> None:
+def test_absent_keys_read_as_none(table: SSTable, entries: list) -> None:
     present = {e[0] for e in entries}
     probes = [b"a", b"key", b"zzz", b"\xff"] + [e[0] + b"\x00" for e in entries[::7]]
     for key in probes:
@@ -71,7 +71,7 @@ def test_absent_keys_read_as_none(table: Table, entries: list) -> None:
         assert table.get(key) is None
 
 
-def test_ranges_match_a_sorted_list(table: Table, entries: list) -> None:
+def test_ranges_match_a_sorted_list(table: SSTable, entries: list) -> None:
     rng = random.Random(3)
     keys = [e[0] for e in entries]
     candidates = keys + [k + b"\x00" for k in keys[::5]] + [b"", b"a", b"key5", b"zz"]
@@ -83,7 +83,7 @@ def test_ranges_match_a_sorted_list(table: Table, entries: list) -> None:
         assert list(table.iter_range(lo, hi, reverse=True)) == expected[::-1], (lo, hi)
 
 
-def test_range_on_block_boundaries(table: Table, entries: list) -> None:
+def test_range_on_block_boundaries(table: SSTable, entries: list) -> None:
     keys = [e[0] for e in entries]
     for last in table.block_last_keys[:-1]:
         i = keys.index(last)
@@ -113,7 +113,7 @@ def test_filter_skips_blocks_for_absent_keys(tmp_path: Path, entries: list) -> N
     cache = BlockCache(1 << 20)
     path = tmp_path / "1.sst"
     _build(path, entries)
-    t = Table(FileSystem(), str(path), 1, cache)
+    t = SSTable(FileSystem(), str(path), 1, cache)
     for i in range(1000):
         t.get(f"key{i:07d}x".encode())
     assert cache.misses < 50  # about 1% of the probes reach a block
@@ -123,7 +123,7 @@ def test_blocks_are_cached(tmp_path: Path, entries: list) -> None:
     cache = BlockCache(1 << 20)
     path = tmp_path / "1.sst"
     _build(path, entries)
-    t = Table(FileSystem(), str(path), 1, cache)
+    t = SSTable(FileSystem(), str(path), 1, cache)
     t.get(entries[0][0])
     t.get(entries[0][0])
     assert cache.hits >= 1
@@ -132,7 +132,7 @@ def test_blocks_are_cached(tmp_path: Path, entries: list) -> None:
 
 
 def test_empty_builder_refuses_to_finish(tmp_path: Path) -> None:
-    builder = TableBuilder(FileSystem(), str(tmp_path / "1.sst"), 256, 10)
+    builder = SSTableBuilder(FileSystem(), str(tmp_path / "1.sst"), 256, 10)
     with pytest.raises(ValueError):
         builder.finish()
     builder.abandon()
@@ -152,7 +152,7 @@ def test_damaged_footer_is_corruption_naming_the_file(
     _build(path, entries)
     _flip(path, path.stat().st_size - back)
     with pytest.raises(CorruptionError) as info:
-        Table(FileSystem(), str(path), 9, BlockCache(0))
+        SSTable(FileSystem(), str(path), 9, BlockCache(0))
     assert str(path) in str(info.value) and info.value.path == str(path)
 
 
@@ -160,14 +160,14 @@ def test_file_too_short_for_a_footer(tmp_path: Path) -> None:
     path = tmp_path / "000009.sst"
     path.write_bytes(b"x" * 10)
     with pytest.raises(CorruptionError, match="too short"):
-        Table(FileSystem(), str(path), 9, BlockCache(0))
+        SSTable(FileSystem(), str(path), 9, BlockCache(0))
 
 
 def test_damaged_data_block_fails_only_its_keys(tmp_path: Path, entries: list) -> None:
     path = tmp_path / "000009.sst"
     _build(path, entries)
     _flip(path, 10)  # inside the first data block
-    t = Table(FileSystem(), str(path), 9, BlockCache(1 << 20))
+    t = SSTable(FileSystem(), str(path), 9, BlockCache(1 << 20))
     first_block_last = t.block_last_keys[0]
     in_first = [e for e in entries if e[0] <= first_block_last]
     rest = [e for e in entries if e[0] > first_block_last]
@@ -185,7 +185,7 @@ def test_damaged_data_block_fails_only_its_keys(tmp_path: Path, entries: list) -
 def test_damaged_index_block_is_corruption_at_open(tmp_path: Path, entries: list) -> None:
     path = tmp_path / "000009.sst"
     _build(path, entries)
-    t = Table(FileSystem(), str(path), 9, BlockCache(0))
+    t = SSTable(FileSystem(), str(path), 9, BlockCache(0))
     import struct
 
     raw = path.read_bytes()[-FOOTER_SIZE:]
@@ -193,12 +193,12 @@ def test_damaged_index_block_is_corruption_at_open(tmp_path: Path, entries: list
     del t
     _flip(path, index_offset + 3)
     with pytest.raises(CorruptionError, match="index block"):
-        Table(FileSystem(), str(path), 9, BlockCache(0))
+        SSTable(FileSystem(), str(path), 9, BlockCache(0))
     assert os.path.exists(path)
 
 
 def test_table_cache_unloads_the_least_recently_used_and_reloads_on_read(tmp_path: Path) -> None:
-    from shaledb.engine.sstable import TableCache
+    from shaledb.engine.table_cache import TableCache
 
     fs = FileSystem()
     cache = BlockCache(0)
@@ -206,11 +206,11 @@ def test_table_cache_unloads_the_least_recently_used_and_reloads_on_read(tmp_pat
     tables = []
     for n in range(1, 5):
         path = str(tmp_path / f"{n:06d}.sst")
-        b = TableBuilder(fs, path, 256, 10)
+        b = SSTableBuilder(fs, path, 256, 10)
         for i in range(50):
             b.add(b"k%03d" % i, 0, 0, b"table%d" % n)
         b.finish()
-        tables.append(Table(fs, path, n, cache, open_tables))
+        tables.append(SSTable(fs, path, n, cache, open_tables))
     assert len(open_tables) == 2
     assert [t.loaded for t in tables] == [False, False, True, True]
     reader = tables[2].iter_range(b"", None)  # holds its table's parts while iterating
@@ -231,7 +231,7 @@ def test_compressed_tables_round_trip_and_shrink_compressible_data(
 ) -> None:
     fs = FileSystem()
     path = str(tmp_path / "000001.sst")
-    b = TableBuilder(fs, path, 4096, 10, compression)
+    b = SSTableBuilder(fs, path, 4096, 10, compression)
     entries = [(b"k%05d" % i, 0, 0, b'{"name": "user%d", "active": true}' % i) for i in range(3000)]
     for e in entries:
         b.add(*e)
@@ -241,7 +241,7 @@ def test_compressed_tables_round_trip_and_shrink_compressible_data(
         assert info.size < raw * 0.6
     else:
         assert info.size > raw
-    t = Table(fs, path, 1, BlockCache(1 << 20))
+    t = SSTable(fs, path, 1, BlockCache(1 << 20))
     assert list(t.iter_range(b"", None)) == entries
     assert t.get(b"k01234") == (0, 0, b'{"name": "user1234", "active": true}')
 

@@ -9,8 +9,9 @@ import pytest
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import TOMBSTONE
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.sstable import Table, TableBuilder
-from shaledb.engine.version import NUM_LEVELS, FileMeta, Version, VersionEdit
+from shaledb.engine.sstable import SSTable, SSTableBuilder
+from shaledb.engine.version import NUM_LEVELS, FileMeta, Version
+from shaledb.engine.version_edit import VersionEdit
 
 
 class Tables:
@@ -22,13 +23,13 @@ class Tables:
     def make(self, entries: dict[bytes, bytes | None]) -> FileMeta:
         self.number += 1
         path = self.root / f"{self.number:06d}.sst"
-        b = TableBuilder(FileSystem(), str(path), 128, 10)
+        b = SSTableBuilder(FileSystem(), str(path), 128, 10)
         for k in sorted(entries):
             v = entries[k]
             b.add(k, TOMBSTONE if v is None else 0, 0, v or b"")
         info = b.finish()
-        table = Table(FileSystem(), str(path), self.number, self.cache)
-        return FileMeta(self.number, info.size, info.entries, info.smallest, info.largest, table)
+        table = SSTable(FileSystem(), str(path), self.number, self.cache)
+        return FileMeta(self.number, info.size, info.entries, info.smallest, info.largest, table=table)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Compaction: which tables to merge (a pure policy) and merging them (execution).
+"""Compaction policy: which tables to merge, as a pure function of the version.
 
-Policy, :func:`pick`: a pure function of the version and the options. Level 0 is
+:func:`pick` is a pure function of the version and the options. Level 0 is
 compacted into level 1 once it holds ``l0_compaction_trigger`` tables; a deeper
 level L is compacted into L+1 once it holds more than
 ``max_bytes_for_level_base * level_size_ratio ** (L - 1)`` bytes. :func:`for_range`
@@ -9,25 +9,15 @@ picks everything that overlaps a key range, for manual compaction.
 Both close the input set over overlap (docs/architecture.md, "Compaction"), so no
 table outside the inputs shares keys with the output level's new tables.
 
-Execution, :func:`merged_windows` and :func:`surviving`: merge the inputs window by
-window, newest first, keep one entry per key, and
-drop what no reader can see: entries of dropped tables always; tombstones and expired
-entries when no deeper table overlaps the inputs (otherwise an expired entry is kept
-as a tombstone, since it still hides older versions below).
+Execution is :mod:`shaledb.engine.compaction.executor`.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from operator import itemgetter
 
-from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.version import NUM_LEVELS, FileMeta, Version
 from shaledb.options import Options
-
-_DEAD = TOMBSTONE | HAS_TTL
 
 
 @dataclass
@@ -142,89 +132,3 @@ def for_range(version: Version, lo: bytes | None, hi: bytes | None) -> Compactio
     chosen = _close_over_overlap(version, seeds, range(NUM_LEVELS))
     output_level = max(1, max(level for level, files in chosen.items() if files))
     return _build(version, chosen, output_level, "manual compaction")
-
-
-#: Columns of entries: ``(keys, flags, stored values)``, values with their expiry prefix.
-Columns = tuple[list[bytes], bytes, list[bytes]]
-#: About this many input entries are merged at a time, which bounds the memory used.
-WINDOW_ENTRIES = 65536
-_first = itemgetter(0)
-_second = itemgetter(1)
-_EXPIRE = struct.Struct("<Q")
-
-
-def windows(
-    compaction: Compaction, window_entries: int = WINDOW_ENTRIES
-) -> list[tuple[bytes | None, bytes | None]]:
-    """Disjoint key ranges ``[lo, hi)`` covering the inputs, each holding about
-    ``window_entries`` input entries (cut at block boundaries of the inputs)."""
-    files = [f for _, f in compaction.input_files()]
-    last_keys = sorted(k for f in files for k in f.table.block_last_keys)
-    if not last_keys:
-        return [(None, None)]
-    per_block = max(1, sum(f.entries for f in files) // len(last_keys))
-    step = max(1, window_entries // per_block)
-    bounds: list[bytes | None] = [None]
-    for key in last_keys[step - 1 :: step]:
-        bound = key + b"\x00"  # the smallest key after `key`: windows end just past it
-        if bound != bounds[-1]:
-            bounds.append(bound)
-    if bounds[-1] is not None and bounds[-1] > last_keys[-1]:
-        bounds[-1] = None
-    else:
-        bounds.append(None)
-    return list(zip(bounds, bounds[1:]))
-
-
-def merged_windows(
-    compaction: Compaction, window_entries: int = WINDOW_ENTRIES
-) -> Iterator[Columns]:
-    """The inputs merged, one window at a time, newest version of each key winning.
-
-    Within a window every input's entries are loaded as columns and laid into one dict
-    oldest input first, so a newer input's entry replaces an older one; the keys are
-    then sorted (a merge of already sorted runs). All of it runs in C, not per entry in
-    Python, which is what makes compaction keep up with writes.
-    """
-    # Oldest first: the deepest level first, level 0 from its oldest table.
-    oldest_first: list[list[FileMeta]] = []
-    for level, files in reversed(compaction.inputs):
-        oldest_first.extend([[f] for f in reversed(files)] if level == 0 else [files])
-    for lo, hi in windows(compaction, window_entries):
-        merged: dict[bytes, tuple[int, bytes]] = {}
-        for files in oldest_first:
-            for f in files:
-                if f.overlaps(lo, hi):
-                    keys, flags, values = f.table.columns_in(lo, hi)
-                    merged.update(zip(keys, zip(flags, values)))
-        if merged:
-            keys = sorted(merged)
-            found = list(map(merged.__getitem__, keys))
-            yield keys, bytes(map(_first, found)), list(map(_second, found))
-
-
-def surviving(
-    columns: Columns, compaction: Compaction, now_ms: int, dropped: Callable[[bytes], bool]
-) -> Columns:
-    """The entries of ``columns`` a compaction must keep (see the module docstring)."""
-    keys, flags, values = columns
-    if not any(map(_DEAD.__and__, flags)) and not any(map(dropped, keys)):
-        return columns  # the common case: nothing to drop, no per-entry work
-    bottom = compaction.drops_tombstones
-    out_keys: list[bytes] = []
-    out_flags = bytearray()
-    out_values: list[bytes] = []
-    for key, flag, value in zip(keys, flags, values):
-        if dropped(key):
-            continue
-        if flag & TOMBSTONE:
-            if bottom:
-                continue
-        elif flag & HAS_TTL and _EXPIRE.unpack_from(value)[0] <= now_ms:
-            if bottom:
-                continue
-            flag, value = (flag & ~HAS_TTL) | TOMBSTONE, b""
-        out_keys.append(key)
-        out_flags.append(flag)
-        out_values.append(value)
-    return out_keys, bytes(out_flags), out_values

@@ -1,0 +1,150 @@
+"""The read path: point lookups and scan planning over one engine state.
+
+A read takes the published :class:`~shaledb.engine.state.EngineState` once and looks
+through it newest first: the memtable, the immutable memtables, level 0 (newest
+first), then one table per deeper level. No lock is taken for a point read. A scan
+copies the part of the active memtable it needs under the write lock (the memtable
+keeps one version per key, so a snapshot of it is a copy); everything else it reads
+is immutable.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+
+from shaledb.engine.base import Entry, Found
+from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE, RawEntry
+from shaledb.engine.iterators import Columns, ColumnSource, live, merge, merge_windows
+from shaledb.engine.sstable.reader import SSTable
+from shaledb.engine.state import EngineState
+from shaledb.engine.version import NUM_LEVELS, FileMeta
+
+#: Scans wanting at most this many entries merge entry by entry; longer ones by windows.
+HEAP_MERGE_LIMIT = 1000
+#: Entries per window of a long scan, and a typical block's entry count to sample by.
+_WINDOW_ENTRIES = 4096
+_ENTRIES_PER_BLOCK = 32
+
+
+def get(state: EngineState, key: bytes, now_ms: int) -> Found | None:
+    """The live entry for ``key`` in ``state``; None when missing, deleted or expired."""
+    found = state.mem.entries.get(key)
+    if found is None:
+        for imm in state.imms:
+            found = imm.entries.get(key)
+            if found is not None:
+                break
+        else:
+            found = state.version.get(key)
+            if found is None:
+                return None
+    flags = found[0]
+    # is_live, inlined: this is the hottest line of every read.
+    if flags & MAYBE_DEAD and (flags & TOMBSTONE or found[1] <= now_ms):
+        return None
+    return Found._make(found)
+
+
+def scan(
+    state_of: Callable[[], EngineState],
+    lock: threading.Lock,
+    lo: bytes,
+    hi: bytes | None,
+    reverse: bool,
+    limit: int | None,
+    now_ms: int,
+) -> Iterator[Entry]:
+    """Live entries with ``lo <= key < hi`` over the state ``state_of()`` returns under
+    ``lock`` (the write lock, held only while the memtable is copied)."""
+    if limit is None or limit > HEAP_MERGE_LIMIT:
+        return _scan_windows(state_of, lock, lo, hi, reverse, now_ms)
+    with lock:
+        state = state_of()
+        copied, bound = state.mem.range_items(lo, hi, reverse, limit, now_ms)
+    # With a limit, the memtable copy ends where enough results are certain; no
+    # source needs to be read past that point.
+    if bound is not None:
+        if reverse:
+            lo = bound
+        else:
+            hi = bound
+    sources: list[Iterator[RawEntry]] = [iter(copied)]
+    sources.extend(imm.iter_range(lo, hi, reverse) for imm in state.imms)
+    version = state.version
+    for f in version.levels[0]:
+        if f.overlaps(lo, hi):
+            sources.append(f.table.iter_range(lo, hi, reverse))
+    for level in range(1, NUM_LEVELS):
+        files = version.overlapping(level, lo, hi)
+        if files:
+            sources.append(_chain(files[::-1] if reverse else files, lo, hi, reverse))
+    return live(merge(sources, reverse), now_ms)
+
+
+def _scan_windows(
+    state_of: Callable[[], EngineState],
+    lock: threading.Lock,
+    lo: bytes,
+    hi: bytes | None,
+    reverse: bool,
+    now_ms: int,
+) -> Iterator[Entry]:
+    """A long scan: sources read as columns and merged window by window."""
+    with lock:
+        state = state_of()
+        copied = state.mem.columns_between(lo, hi)
+    sources: list[ColumnSource] = [_columns_of(copied)]
+    sources.extend(imm.columns_between for imm in state.imms)
+    tables: list[SSTable] = []
+    version = state.version
+    for f in version.levels[0]:
+        if f.overlaps(lo, hi):
+            sources.append(f.table.columns_in)
+            tables.append(f.table)
+    for level in range(1, NUM_LEVELS):
+        files = version.overlapping(level, lo, hi)
+        if files:
+            sources.append(_level_columns(files))
+            tables.extend(f.table for f in files)
+    step = max(1, _WINDOW_ENTRIES // max(1, _ENTRIES_PER_BLOCK))
+    bounds = sorted(key for t in tables for key in t.block_last_keys[step - 1 :: step])
+    return merge_windows(sources, bounds, lo, hi, now_ms, reverse)
+
+
+def _chain(
+    files: list[FileMeta], lo: bytes, hi: bytes | None, reverse: bool
+) -> Iterator[RawEntry]:
+    for f in files:
+        yield from f.table.iter_range(lo, hi, reverse)
+
+
+def _columns_of(columns: Columns) -> ColumnSource:
+    """A column source over sorted columns already in memory."""
+    keys, flags, values = columns
+
+    def window(lo: bytes | None, hi: bytes | None) -> Columns:
+        start = 0 if lo is None else bisect_left(keys, lo)
+        end = len(keys) if hi is None else bisect_left(keys, hi, start)
+        return keys[start:end], flags[start:end], values[start:end]
+
+    return window
+
+
+def _level_columns(files: list[FileMeta]) -> ColumnSource:
+    """A column source over one level's tables (disjoint, in key order)."""
+
+    def window(lo: bytes | None, hi: bytes | None) -> Columns:
+        keys: list[bytes] = []
+        flags = bytearray()
+        values: list[bytes] = []
+        for f in files:
+            if f.overlaps(lo, hi):
+                k, fl, v = f.table.columns_in(lo, hi)
+                keys += k
+                flags += fl
+                values += v
+        return keys, bytes(flags), values
+
+    return window

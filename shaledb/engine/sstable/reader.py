@@ -1,0 +1,242 @@
+"""Reading one SSTable: point lookups, ranges and columns (docs/format.md, "SSTables").
+
+The footer, index and bloom filter are loaded when the table is opened; data blocks
+come through the shared block cache. Damage anywhere raises
+:class:`~shaledb.errors.CorruptionError` naming the file, the offset and the part.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, NamedTuple
+
+from shaledb.engine import block as blocks
+from shaledb.engine import bloom
+from shaledb.engine.block import TRAILER_SIZE, Block
+from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.entry import RawEntry, RawFound
+from shaledb.engine.fs import FileSystem, RandomAccessFile
+from shaledb.engine.sstable.format import FOOTER_SIZE, BlockHandle, Footer
+from shaledb.errors import CorruptionError
+
+if TYPE_CHECKING:
+    from shaledb.engine.table_cache import TableCache
+
+
+class _Parts(NamedTuple):
+    """What a loaded table keeps in memory. Replaced whole, so a reader that took it
+    keeps a consistent set (and the file open) even if the table is unloaded meanwhile."""
+
+    file: RandomAccessFile
+    last_keys: list[bytes]
+    offsets: list[int]
+    sizes: list[int]
+    filter: bloom.BloomFilter | None
+
+
+class SSTable:
+    """A reader of one table. Thread-safe.
+
+    Its index, filter and open file are loaded when it is opened and stay until the
+    table cache (when one is given) unloads them to stay within its bound; the next
+    read loads them again.
+    """
+
+    def __init__(
+        self,
+        fs: FileSystem,
+        path: str,
+        number: int,
+        cache: BlockCache,
+        open_tables: TableCache | None = None,
+    ) -> None:
+        self.path = path
+        self.number = number
+        self.entries = 0
+        self._fs = fs
+        self._cache = cache
+        self._open_tables = open_tables
+        self._loaded: _Parts | None = None
+        self._parts()  # load now: damage is reported when the table is opened
+
+    def _parts(self) -> _Parts:
+        loaded = self._loaded
+        if loaded is None:
+            loaded = self._loaded = self._load()
+            if self._open_tables is not None:
+                self._open_tables.admit(self)
+        elif self._open_tables is not None:
+            self._open_tables.touch(self)
+        return loaded
+
+    def unload(self) -> None:
+        """Drop the index, filter and file (closed once no reader holds them)."""
+        self._loaded = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def _load(self) -> _Parts:
+        path = self.path
+        file = self._fs.open_read(path)
+        try:
+            return self._load_from(file)
+        except BaseException:
+            file.close()
+            raise
+
+    def _load_from(self, file: RandomAccessFile) -> _Parts:
+        path = self.path
+        size = file.size
+        if size < FOOTER_SIZE:
+            raise CorruptionError(
+                f"{path}: file of {size} bytes is too short for a footer", path, 0
+            )
+        footer_at = size - FOOTER_SIZE
+        footer = Footer.decode(file.read(footer_at, FOOTER_SIZE), path, footer_at)
+        self.entries = footer.entries
+        index_off, index_size = footer.index_handle
+        index = Block(self._read_block(file, index_off, index_size, "index block"), path, index_off)
+        handles = [
+            BlockHandle.decode(index.entry(i)[2], path, index_off) for i in range(len(index))
+        ]
+        table_filter = None
+        filter_off, filter_size = footer.filter_handle
+        if filter_size:
+            try:
+                table_filter = bloom.BloomFilter(
+                    self._read_block(file, filter_off, filter_size, "filter block")
+                )
+            except ValueError as exc:
+                raise CorruptionError(
+                    f"{path}: filter block at offset {filter_off}: {exc}", path, filter_off
+                ) from None
+        return _Parts(
+            file, index.keys, [h[0] for h in handles], [h[1] for h in handles], table_filter
+        )
+
+    def _read_block(self, file: RandomAccessFile, offset: int, size: int, part: str) -> bytes:
+        raw = file.read(offset, size + TRAILER_SIZE)
+        if len(raw) != size + TRAILER_SIZE:
+            raise CorruptionError(
+                f"{self.path}: {part} at offset {offset} is truncated", self.path, offset
+            )
+        return blocks.unseal(raw, self.path, offset, part)
+
+    def _block(self, parts: _Parts, i: int, fill_cache: bool = True) -> Block:
+        offset = parts.offsets[i]
+        key = (self.number, offset)
+        block = self._cache.get(key)
+        if block is None:
+            contents = self._read_block(parts.file, offset, parts.sizes[i], "data block")
+            block = Block(contents, self.path, offset)
+            if fill_cache:
+                self._cache.put(key, block)
+        return block
+
+    def get(self, key: bytes, key_hashes: tuple[int, int] | None = None) -> RawFound | None:
+        """The entry stored for ``key`` (tombstones included), or None.
+
+        ``key_hashes``: the key's :func:`bloom.hashes`, when the caller has them already.
+        """
+        parts = self._loaded
+        if parts is None or self._open_tables is not None:
+            parts = self._parts()
+        if parts.filter is not None and not parts.filter.may_contain_hashed(
+            key_hashes or bloom.hashes(key)
+        ):
+            return None
+        i = bisect_left(parts.last_keys, key)
+        if i == len(parts.last_keys):
+            return None
+        block = self._cache.get((self.number, parts.offsets[i]))
+        if block is None:
+            block = self._block(parts, i)
+        keys = block.keys
+        j = bisect_left(keys, key)
+        if j < len(keys) and keys[j] == key:
+            return block.entry(j)
+        return None
+
+    def iter_range(
+        self, lo: bytes, hi: bytes | None, reverse: bool = False, fill_cache: bool = True
+    ) -> Iterator[RawEntry]:
+        """Entries with ``lo <= key < hi``, in order (tombstones and expired included)."""
+        parts = self._parts()
+        last_keys = parts.last_keys
+        nblocks = len(last_keys)
+        if not reverse:
+            for i in range(bisect_left(last_keys, lo), nblocks):
+                block = self._block(parts, i, fill_cache)
+                yield from block.iter_from(bisect_left(block.keys, lo), hi)
+                if hi is not None and last_keys[i] >= hi:
+                    return
+            return
+        start = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
+        for i in range(start, -1, -1):
+            block = self._block(parts, i, fill_cache)
+            top = len(block.keys) - 1 if hi is None else bisect_left(block.keys, hi) - 1
+            yield from block.iter_down(top, lo)
+            if i > 0 and last_keys[i - 1] < lo:
+                return
+
+    @property
+    def block_last_keys(self) -> list[bytes]:
+        """The last key of each data block (the index keys)."""
+        return self._parts().last_keys
+
+    @property
+    def block_offsets(self) -> list[int]:
+        """Where each data block starts in the file."""
+        return self._parts().offsets
+
+    @property
+    def has_filter(self) -> bool:
+        return self._parts().filter is not None
+
+    def columns_in(
+        self, lo: bytes | None, hi: bytes | None
+    ) -> tuple[list[bytes], bytes, list[bytes]]:
+        """Entries with ``lo <= key < hi`` (None: unbounded) as columns, read past the cache."""
+        keys: list[bytes] = []
+        flags = bytearray()
+        values: list[bytes] = []
+        parts = self._parts()
+        last_keys = parts.last_keys
+        first = 0 if lo is None else bisect_left(last_keys, lo)
+        for i in range(first, len(last_keys)):
+            block = self._block(parts, i, fill_cache=False)
+            start = 0 if lo is None or i != first else bisect_left(block.keys, lo)
+            end = len(block.keys) if hi is None else bisect_left(block.keys, hi)
+            if start < end:
+                k, f, v = block.columns(start, end)
+                keys += k
+                flags += f
+                values += v
+            if hi is not None and last_keys[i] >= hi:
+                break
+        return keys, bytes(flags), values
+
+    def salvage(self) -> tuple[list[RawEntry], list[CorruptionError]]:
+        """Every entry of every block that checks out, and the damage met on the way."""
+        entries: list[RawEntry] = []
+        damage: list[CorruptionError] = []
+        parts = self._parts()
+        for i in range(len(parts.offsets)):
+            try:
+                block = self._block(parts, i, fill_cache=False)
+            except CorruptionError as exc:
+                damage.append(exc)
+                continue
+            entries.extend(block.iter_from(0, None))
+        if not damage and len(entries) != self.entries:
+            damage.append(
+                CorruptionError(
+                    f"{self.path}: footer counts {self.entries} entries, "
+                    f"blocks hold {len(entries)}",
+                    self.path,
+                )
+            )
+        return entries, damage

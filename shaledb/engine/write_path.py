@@ -1,0 +1,209 @@
+"""The write path: sequence numbers, the WAL and the memtable, rotation and stalls.
+
+Under the write lock a batch is numbered, appended to the WAL (in the OS before the
+lock is released) and applied to the memtable; a full memtable becomes immutable and
+a new WAL starts. With ``fsync="always"`` the writer then waits, outside the lock, for
+a group fsync. Writers slow down, then wait, while flushes or level 0 fall behind.
+
+The write lock also guards every change of the published
+:class:`~shaledb.engine.state.EngineState`: rotations here, and the installs of
+flushes and compactions (:meth:`WritePath.install`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from shaledb.engine import filenames
+from shaledb.engine.base import Op
+from shaledb.engine.batch import encode_record
+from shaledb.engine.memtable import MemTable
+from shaledb.engine.state import EngineState
+from shaledb.engine.version import Version
+from shaledb.engine.version_set import VersionSet
+from shaledb.engine.wal import WriteAheadLog
+from shaledb.errors import ClosedError, ShaleDBError, StorageError
+from shaledb.options import Options
+
+#: Immutable memtables waiting for the flusher before writers wait too.
+MAX_IMMUTABLES = 2
+
+
+class WritePath:
+    """Applies writes and publishes the engine state. Thread-safe."""
+
+    def __init__(
+        self,
+        directory: str,
+        options: Options,
+        versions: VersionSet,
+        wal: WriteAheadLog,
+        mem: MemTable,
+    ) -> None:
+        self._directory = directory
+        self._options = options
+        self._versions = versions
+        self.wal = wal
+        self.lock = threading.Lock()
+        #: Notified whenever the state changes or the engine stops.
+        self.cond = threading.Condition(self.lock)
+        self.state = EngineState(mem, (), versions.current)
+        self.closed = False
+        #: Set when background work failed or a log write failed: writes stop.
+        self.error: ShaleDBError | None = None
+        self._sync_always = options.fsync == "always"
+        self._deferred = threading.local()
+        bg = options.background_compaction
+        self._slowdown_at = options.l0_slowdown_trigger if bg else 1 << 30
+        self._stop_at = options.l0_stop_trigger if bg else 1 << 30
+        # Entries when the seed's memtable_size is set, else bytes.
+        self._flush_entries = options.memtable_entries or 1 << 62
+        self._flush_bytes = options.memtable_bytes if options.memtable_entries is None else 1 << 62
+        self.write_stalls = 0
+        self.flushes = 0
+        self.write_slowdowns = 0
+
+    def check_usable(self) -> None:
+        """Raise unless writes are accepted."""
+        if self.closed:
+            raise ClosedError("the database is closed")
+        error = self.error or self._versions.error
+        if error is not None:
+            raise StorageError(
+                f"the database stopped accepting writes after an error: {error}; "
+                "reopen it to recover"
+            )
+
+    # -- writes --------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
+        """Apply ``ops`` atomically (see :meth:`shaledb.engine.base.Engine.write`)."""
+        with self.lock:
+            state = self.state
+            if (
+                state.imms
+                or len(state.version.levels[0]) >= self._slowdown_at
+                or self.error is not None
+                or self.closed
+            ):
+                self._make_room()
+            if condition is not None and not condition():
+                return False
+            if not ops:
+                return True
+            versions = self._versions
+            seq = versions.last_seq + 1
+            try:
+                position = self.wal.append(encode_record(seq, ops))
+            except StorageError as exc:
+                # A partial record may be in the log: nothing may follow it.
+                self.error = exc
+                raise
+            versions.last_seq += len(ops)
+            # Read now, not before _make_room: it may release the lock, and a rotation
+            # meanwhile would leave the old memtable frozen.
+            mem = self.state.mem
+            for flags, key, expire_ms, value in ops:
+                mem.put(key, flags, expire_ms, value)
+            mem.last_seq = versions.last_seq
+            if mem.approximate_bytes >= self._flush_bytes or len(mem) >= self._flush_entries:
+                self._rotate()
+        if self._sync_always:
+            self._sync_or_defer(position)
+        return True
+
+    def _sync_or_defer(self, position: int) -> None:
+        deferred = self._deferred
+        if getattr(deferred, "depth", 0):
+            deferred.position = max(deferred.position, position)
+        else:
+            self.wal.sync_to(position)
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Within the block, ``always``-mode writes of this thread skip their own fsync;
+        leaving the block fsyncs once for all of them (group commit across one caller's
+        writes). Only for callers that acknowledge those writes after the block ends."""
+        deferred = self._deferred
+        deferred.depth = getattr(deferred, "depth", 0) + 1
+        if deferred.depth == 1:
+            deferred.position = 0
+        try:
+            yield
+        finally:
+            deferred.depth -= 1
+            if deferred.depth == 0 and deferred.position:
+                position, deferred.position = deferred.position, 0
+                self.wal.sync_to(position)
+
+    def _make_room(self) -> None:
+        """Slow down, then wait, while flushes or level 0 fall behind. Holds the lock."""
+        self.check_usable()
+        while True:
+            state = self.state
+            if len(state.imms) < MAX_IMMUTABLES and len(state.version.levels[0]) < self._stop_at:
+                break
+            self.write_stalls += 1
+            self.cond.wait(0.1)
+            self.check_usable()
+        if len(self.state.version.levels[0]) >= self._slowdown_at:
+            # Spread the delay over many writes instead of stopping some of them outright.
+            self.write_slowdowns += 1
+            self.lock.release()
+            try:
+                time.sleep(0.001)
+            finally:
+                self.lock.acquire()
+            self.check_usable()
+
+    def _rotate(self) -> None:
+        """Freeze the memtable and start a new one on a new WAL. Holds the lock."""
+        number = self._versions.new_file_number()
+        self.wal.rotate(filenames.path(self._directory, filenames.wal_name(number)))
+        state = self.state
+        mem = MemTable(number)
+        mem.last_seq = self._versions.last_seq
+        self.state = EngineState(mem, (state.mem, *state.imms), state.version)
+        self.cond.notify_all()
+
+    # -- flush and install -------------------------------------------------------------
+
+    def freeze(self) -> tuple[MemTable, ...]:
+        """Make the memtable immutable (if it holds anything); the memtables to flush."""
+        with self.lock:
+            self.check_usable()
+            if len(self.state.mem):
+                self._rotate()
+            return self.state.imms
+
+    def wait_flushed(self, imms: tuple[MemTable, ...]) -> None:
+        """Wait until every memtable of ``imms`` is flushed."""
+        with self.lock:
+            while any(m in self.state.imms for m in imms):
+                self.check_usable()
+                self.cond.wait(0.1)
+
+    def log_number_after(self, imm: MemTable) -> int:
+        """The oldest WAL still needed once ``imm`` is flushed."""
+        with self.lock:
+            older = [m for m in self.state.imms if m is not imm]
+            return older[-1].wal_number if older else self.state.mem.wal_number
+
+    def install(self, version: Version, flushed: MemTable | None = None) -> None:
+        """Publish ``version``, dropping ``flushed`` from the immutable memtables."""
+        with self.lock:
+            state = self.state
+            imms = tuple(m for m in state.imms if m is not flushed)
+            if flushed is not None:
+                self.flushes += 1
+            self.state = EngineState(state.mem, imms, version)
+            self.cond.notify_all()
+
+    def stop(self, error: ShaleDBError) -> None:
+        """Refuse every later write (background work failed)."""
+        with self.lock:
+            self.error = error
+            self.cond.notify_all()
