@@ -142,7 +142,11 @@ class Block:
         end = self._values_start + self._value_ends[i]
         flags = self._flags[i]
         if flags & HAS_TTL:
-            return flags, EXPIRY.unpack_from(self._buf, start)[0], self._buf[start + EXPIRY.size : end]
+            return (
+                flags,
+                EXPIRY.unpack_from(self._buf, start)[0],
+                self._buf[start + EXPIRY.size : end],
+            )
         return flags, 0, self._buf[start:end]
 
     def get(self, key: bytes) -> RawFound | None:

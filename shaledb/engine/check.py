@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shaledb.engine import filenames
+from shaledb.engine.batch import decode_batch
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import read_current
 from shaledb.engine.record_log import read_records, salvage_records
-from shaledb.engine.batch import decode_batch
 from shaledb.engine.sstable import SSTable
 from shaledb.errors import CorruptionError, StorageError
 

@@ -102,9 +102,7 @@ class LSMEngine:
     ) -> Iterator[Entry]:
         if self._writes.closed:
             raise ClosedError("the database is closed")
-        return read_path.scan(
-            self._state, self._writes.lock, lo, hi, reverse, limit, self.now_ms()
-        )
+        return read_path.scan(self._state, self._writes.lock, lo, hi, reverse, limit, self.now_ms())
 
     def _state(self) -> EngineState:
         if self._writes.closed:

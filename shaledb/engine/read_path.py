@@ -113,9 +113,7 @@ def _scan_windows(
     return merge_windows(sources, bounds, lo, hi, now_ms, reverse)
 
 
-def _chain(
-    files: list[FileMeta], lo: bytes, hi: bytes | None, reverse: bool
-) -> Iterator[RawEntry]:
+def _chain(files: list[FileMeta], lo: bytes, hi: bytes | None, reverse: bool) -> Iterator[RawEntry]:
     for f in files:
         yield from f.table.iter_range(lo, hi, reverse)
 

@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shaledb.engine import filenames
+from shaledb.engine.batch import decode_batch
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import RawEntry, is_live
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.iterators import merge
-from shaledb.engine.batch import decode_batch
 from shaledb.engine.manifest import ManifestWriter, read_current
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.record_log import WAL_BATCH, salvage_records

@@ -87,4 +87,3 @@ class TableWriter:
             builder.add_columns(*mem.columns())
             finished.append(self.finish(builder, "flush"))
         return finished[0]
-

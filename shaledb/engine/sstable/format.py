@@ -75,9 +75,7 @@ class Footer(NamedTuple):
         head = raw[: _HEAD.size]
         crc, magic = _TAIL.unpack_from(raw, _HEAD.size)
         if magic != MAGIC:
-            raise CorruptionError(
-                f"{path}: footer at offset {at} has a bad magic number", path, at
-            )
+            raise CorruptionError(f"{path}: footer at offset {at} has a bad magic number", path, at)
         if crc32c(head) != crc:
             raise CorruptionError(f"{path}: footer at offset {at} fails its checksum", path, at)
         index_off, index_size, filter_off, filter_size, entries, version = _HEAD.unpack(head)

@@ -30,7 +30,9 @@ class Tables:
             b.add(*e)
         info = b.finish()
         table = SSTable(FileSystem(), str(path), self.number, BlockCache(0))
-        return FileMeta(self.number, info.size, info.entries, info.smallest, info.largest, table=table)
+        return FileMeta(
+            self.number, info.size, info.entries, info.smallest, info.largest, table=table
+        )
 
     def span(self, lo: str, hi: str, value: bytes = b"v") -> FileMeta:
         return self.make([(lo.encode(), 0, 0, value), (hi.encode(), 0, 0, value)])

@@ -29,7 +29,9 @@ class Tables:
             b.add(k, TOMBSTONE if v is None else 0, 0, v or b"")
         info = b.finish()
         table = SSTable(FileSystem(), str(path), self.number, self.cache)
-        return FileMeta(self.number, info.size, info.entries, info.smallest, info.largest, table=table)
+        return FileMeta(
+            self.number, info.size, info.entries, info.smallest, info.largest, table=table
+        )
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from shaledb.engine.batch import decode_batch, encode_batch, encode_record
 from shaledb.engine.entry import HAS_TTL, KEY_STR, TOMBSTONE, VALUE_STR
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.record_log import WAL_BATCH, frame, read_records
-from shaledb.engine.batch import decode_batch, encode_batch, encode_record
 from shaledb.engine.wal import WriteAheadLog
 from shaledb.errors import CorruptionError
 
@@ -111,7 +111,9 @@ def test_group_commit_many_threads(tmp_path: Path) -> None:
         try:
             for i in range(25):
                 with append_lock:
-                    position = wal.append(encode_record(t * 1000 + i, [(0, f"{t}-{i}".encode(), 0, b"v")]))
+                    position = wal.append(
+                        encode_record(t * 1000 + i, [(0, f"{t}-{i}".encode(), 0, b"v")])
+                    )
                 wal.sync_to(position)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
