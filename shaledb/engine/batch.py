@@ -5,11 +5,9 @@ One record holds one atomic batch::
     seq u64 | count u32 | count x (flags u8 | key_len u32 | value_len u32 |
                                    [expire_ms u64 when HAS_TTL] | key | value)
 
-:func:`encode_record` returns the whole framed record (see
-:mod:`shaledb.engine.record_log`) because the common case, one put without expiry,
-is packed with one ``struct`` call instead of building the payload and framing it
-separately; a unit test checks that both paths give the same bytes.
-Encoding and decoding do no I/O.
+The common case, one put without expiry, is packed with one ``struct`` call; a unit
+test checks that it gives the same bytes as the general path. Encoding and decoding
+do no I/O; the WAL frames the payload (:mod:`shaledb.engine.record_log`).
 """
 
 from __future__ import annotations
@@ -18,21 +16,22 @@ import struct
 from collections.abc import Sequence
 
 from shaledb.engine.base import Op
-from shaledb.engine.checksum import CRC, crc32c
 from shaledb.engine.entry import EXPIRY, HAS_TTL
-from shaledb.engine.record_log import HEADER_SIZE, WAL_BATCH, frame
 from shaledb.errors import CorruptionError
 
 BATCH_HEADER = struct.Struct("<QI")
 OP_HEADER = struct.Struct("<BII")
-#: Record length and type, the batch header and one operation header, in one pack.
-_SINGLE_PUT = struct.Struct("<IB" + BATCH_HEADER.format[1:] + OP_HEADER.format[1:])
-#: Payload bytes of a one-put batch before its key and value.
-_SINGLE_PUT_PAYLOAD = BATCH_HEADER.size + OP_HEADER.size
+#: The batch header and one operation header, in one pack.
+_SINGLE_PUT = struct.Struct("<" + BATCH_HEADER.format[1:] + OP_HEADER.format[1:])
 
 
 def encode_batch(seq: int, ops: Sequence[Op]) -> bytes:
     """The payload of one WAL record for ``ops``, the first numbered ``seq``."""
+    if len(ops) == 1:
+        flags, key, _, value = ops[0]
+        if not flags & HAS_TTL:
+            # The hot path of single puts: the same bytes in one pack call.
+            return _SINGLE_PUT.pack(seq, 1, flags, len(key), len(value)) + key + value
     parts = [BATCH_HEADER.pack(seq, len(ops))]
     for flags, key, expire_ms, value in ops:
         parts.append(OP_HEADER.pack(flags, len(key), len(value)))
@@ -41,27 +40,6 @@ def encode_batch(seq: int, ops: Sequence[Op]) -> bytes:
         parts.append(key)
         parts.append(value)
     return b"".join(parts)
-
-
-def encode_record(seq: int, ops: Sequence[Op]) -> bytes:
-    """The framed WAL record of ``ops``: ``frame(WAL_BATCH, encode_batch(seq, ops))``."""
-    if len(ops) == 1:
-        flags, key, _, value = ops[0]
-        if not flags & HAS_TTL:
-            # The hot path of single puts: same bytes, one pack call and one CRC.
-            body = _SINGLE_PUT.pack(
-                _SINGLE_PUT_PAYLOAD + len(key) + len(value),
-                WAL_BATCH,
-                seq,
-                1,
-                flags,
-                len(key),
-                len(value),
-            )
-            body += key
-            body += value
-            return CRC.pack(crc32c(body)) + body
-    return frame(WAL_BATCH, encode_batch(seq, ops))
 
 
 def decode_batch(payload: bytes, path: str = "", offset: int = 0) -> tuple[int, list[Op]]:
@@ -94,8 +72,3 @@ def decode_batch(payload: bytes, path: str = "", offset: int = 0) -> tuple[int, 
             f"{path}: write batch at offset {offset} does not parse: {exc}", path, offset
         ) from None
     return seq, ops
-
-
-def record_size(payload: bytes) -> int:
-    """Bytes the record holding ``payload`` takes in the log."""
-    return HEADER_SIZE + len(payload)

@@ -18,7 +18,7 @@ from typing import Any
 
 from shaledb.engine import filenames
 from shaledb.engine.fs import AppendFile, FileSystem
-from shaledb.engine.record_log import HEADER_SIZE, MANIFEST_EDIT, frame, read_records
+from shaledb.engine.record_log import HEADER_SIZE, MANIFEST_EDIT, LogWriter, read_records
 from shaledb.engine.version_edit import TableFile, VersionEdit
 from shaledb.errors import CorruptionError
 
@@ -110,6 +110,7 @@ class ManifestWriter:
         self.name = filenames.manifest_name(number)
         self.path = filenames.path(directory, self.name)
         self._file: AppendFile = fs.open_append(self.path, truncate_to=0)
+        self._framer = LogWriter(MANIFEST_EDIT)
         try:
             self.append(snapshot)
             fs.sync_dir(directory)
@@ -124,7 +125,7 @@ class ManifestWriter:
 
     def append(self, edit: VersionEdit) -> None:
         """Append one edit and make it durable."""
-        self._file.write(frame(MANIFEST_EDIT, edit.encode()))
+        self._file.write(self._framer.frame(edit.encode()))
         self._file.sync()
 
     def close(self) -> None:

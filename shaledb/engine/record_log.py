@@ -31,6 +31,23 @@ def frame(record_type: int, payload: bytes) -> bytes:
     return CRC.pack(crc32c(body)) + body
 
 
+class LogWriter:
+    """Frames the records of one log file. Pure: the caller writes the bytes.
+
+    ``offset`` is where the file ends when writing starts (a reopened log); each
+    :meth:`frame` returns the bytes to append next and advances it.
+    """
+
+    def __init__(self, record_type: int, offset: int = 0) -> None:
+        self._type = record_type
+        self.offset = offset
+
+    def frame(self, payload: bytes) -> bytes:
+        record = frame(self._type, payload)
+        self.offset += len(record)
+        return record
+
+
 def _check_at(data: bytes, offset: int) -> tuple[int, int] | str:
     """``(type, end)`` of a valid record at ``offset``, else what is wrong with it."""
     if len(data) - offset < HEADER_SIZE:

@@ -20,6 +20,7 @@ import os
 import threading
 
 from shaledb.engine.fs import AppendFile, FileSystem
+from shaledb.engine.record_log import WAL_BATCH, LogWriter
 from shaledb.errors import StorageError
 
 
@@ -33,6 +34,7 @@ class WriteAheadLog:
     def __init__(self, fs: FileSystem, path: str, fsync: str) -> None:
         self._fs = fs
         self._file: AppendFile = fs.open_append(path)
+        self._framer = LogWriter(WAL_BATCH, self._file.size)
         self._fsync = fsync
         self._written = 0  # bytes appended since open, across rotations
         self._synced = 0  # bytes known durable
@@ -65,14 +67,15 @@ class WriteAheadLog:
         """The failure that stopped the log, if one did."""
         return self._error
 
-    def append(self, record: bytes) -> int:
-        """Append one framed record; returns the log position to pass to :meth:`sync_to`.
+    def append(self, payload: bytes) -> int:
+        """Append one record holding ``payload``; returns the position for :meth:`sync_to`.
 
         Raises:
             StorageError: the write failed (then every later append fails too).
         """
         if self._error is not None:
             raise self._error
+        record = self._framer.frame(payload)
         try:
             self._file.write(record)
         except StorageError as exc:
@@ -133,6 +136,7 @@ class WriteAheadLog:
                 raise
             self._file.close()
             self._file = new_file
+            self._framer = LogWriter(WAL_BATCH, new_file.size)
             self._synced = self._written
             self._cond.notify_all()
 

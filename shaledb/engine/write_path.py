@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from shaledb.engine import filenames
 from shaledb.engine.base import Op
-from shaledb.engine.batch import encode_record
+from shaledb.engine.batch import encode_batch
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
 from shaledb.engine.version import Version
@@ -97,7 +97,7 @@ class WritePath:
             versions = self._versions
             seq = versions.last_seq + 1
             try:
-                position = self.wal.append(encode_record(seq, ops))
+                position = self.wal.append(encode_batch(seq, ops))
             except StorageError as exc:
                 # A partial record may be in the log: nothing may follow it.
                 self.error = exc
