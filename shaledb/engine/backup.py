@@ -16,7 +16,7 @@ import shutil
 from shaledb.engine import filenames
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.manifest import ManifestState, read_current
+from shaledb.engine.manifest import ManifestState, decode_current, read_current
 from shaledb.errors import ShaleDBError, StorageError
 
 _ATTEMPTS = 20
@@ -53,7 +53,7 @@ class _Moved(ShaleDBError):
 
 def _copy_once(source: str, dest: str, fs: FileSystem) -> int:
     current = fs.read_all(filenames.path(source, filenames.CURRENT))
-    manifest_name = current.decode().strip()
+    manifest_name = decode_current(current)
     copied = _copy(fs, source, dest, manifest_name)
     # Parse the copy, not the live file: the copy is what the backup will replay.
     state = read_current_from(fs, dest, manifest_name)

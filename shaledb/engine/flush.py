@@ -31,6 +31,7 @@ def flush_immutable(
     edit = VersionEdit(
         added=[(0, meta)] if meta is not None else [],
         log_number=writes.log_number_after(imm),
+        flushed_seq=imm.last_seq,
     )
     versions.log_and_apply(edit, lambda version: writes.install(version, flushed=imm))
     fs.remove(filenames.path(directory, filenames.wal_name(imm.wal_number)))

@@ -67,6 +67,7 @@ class LSMEngine:
             self._dir_lock.release()
             raise
         self._writes = WritePath(directory, self.options, self._versions, wal, mem)
+        self._versions.sync_log = self._writes.sync_log
         self._bg_thread = threading.Thread(
             target=self._background, name="shaledb-background", daemon=True
         )

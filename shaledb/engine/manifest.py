@@ -17,10 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shaledb.engine import filenames
+from shaledb.engine.checksum import crc32c
 from shaledb.engine.fs import AppendFile, FileSystem
 from shaledb.engine.record_log import HEADER_SIZE, MANIFEST_EDIT, LogWriter, read_records
 from shaledb.engine.version_edit import TableFile, VersionEdit
 from shaledb.errors import CorruptionError
+
+#: The start of CURRENT's second line, before the name's CRC32C in hex.
+_CURRENT_CRC = "crc32c "
 
 
 @dataclass
@@ -35,7 +39,11 @@ class ManifestState:
     log_number: int = 0
     next_file: int = 1
     last_seq: int = 0
+    #: None for a manifest written before ShaleDB recorded it.
+    flushed_seq: int | None = None
     catalog: dict[str, Any] | None = None
+    #: Where a torn last edit was dropped, if one was: the file ends in damage.
+    torn_at: int | None = None
 
     def apply(self, edit: VersionEdit) -> None:
         for _level, number in edit.removed:
@@ -48,26 +56,55 @@ class ManifestState:
             self.next_file = edit.next_file
         if edit.last_seq is not None:
             self.last_seq = edit.last_seq
+        if edit.flushed_seq is not None:
+            self.flushed_seq = edit.flushed_seq
         if edit.catalog is not None:
             self.catalog = dict(edit.catalog)
+
+
+def encode_current(name: str) -> bytes:
+    """CURRENT's contents naming manifest ``name``: the name, then its checksum."""
+    return f"{name}\n{_CURRENT_CRC}{crc32c(name.encode()):08x}\n".encode()
+
+
+def decode_current(data: bytes, path: str = "CURRENT") -> str:
+    """The manifest name held in CURRENT's ``data``.
+
+    Accepts the form :func:`encode_current` writes and the older form without a
+    checksum line (the name and a newline).
+
+    Raises:
+        CorruptionError: the contents are not one of those forms or the checksum fails.
+    """
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    name = lines[0]
+    parsed = filenames.parse(name)
+    valid = text.endswith("\n") and parsed is not None
+    if valid and len(lines) == 3:
+        valid = lines[1] == f"{_CURRENT_CRC}{crc32c(name.encode()):08x}"
+    elif valid:
+        valid = len(lines) == 2
+    if not valid or parsed is None or parsed[0] is not filenames.FileKind.MANIFEST:
+        raise CorruptionError(
+            f"{path}: does not name a manifest or fails its checksum (holds {text[:80]!r}); "
+            f"run 'shaledb repair' on the directory",
+            path,
+            0,
+        )
+    return name
 
 
 def current_name(fs: FileSystem, directory: str) -> str | None:
     """The manifest CURRENT names; None when the directory holds no CURRENT.
 
     Raises:
-        CorruptionError: CURRENT does not name a manifest, or that manifest is missing.
+        CorruptionError: CURRENT is damaged, or the manifest it names is missing.
     """
     current = filenames.path(directory, filenames.CURRENT)
     if not fs.exists(current):
         return None
-    text = fs.read_all(current).decode("utf-8", "replace")
-    name = text.strip()
-    parsed = filenames.parse(name)
-    if not text.endswith("\n") or parsed is None or parsed[0] is not filenames.FileKind.MANIFEST:
-        raise CorruptionError(
-            f"{current}: does not name a manifest (holds {text[:80]!r})", current, 0
-        )
+    name = decode_current(fs.read_all(current), current)
     if not fs.exists(filenames.path(directory, name)):
         raise CorruptionError(f"{current} names {name}, which does not exist", current, 0)
     return name
@@ -80,10 +117,11 @@ def read_manifest(fs: FileSystem, directory: str, name: str) -> ManifestState:
         CorruptionError: the manifest is damaged (other than a torn last edit) or empty.
     """
     path = filenames.path(directory, name)
-    records, _ = read_records(fs.read_all(path), path, tail_may_be_torn=True)
+    data = fs.read_all(path)
+    records, end = read_records(data, path, tail_may_be_torn=True)
     if not records:
         raise CorruptionError(f"{path}: holds no edit", path, 0)
-    state = ManifestState(name=name)
+    state = ManifestState(name=name, torn_at=end if end < len(data) else None)
     offset = 0
     for _, payload in records:
         state.apply(VersionEdit.decode(payload, path, offset))
@@ -114,7 +152,7 @@ class ManifestWriter:
         try:
             self.append(snapshot)
             fs.sync_dir(directory)
-            fs.write_atomic(directory, filenames.CURRENT, (self.name + "\n").encode())
+            fs.write_atomic(directory, filenames.CURRENT, encode_current(self.name))
         except BaseException:
             self._file.close()
             raise

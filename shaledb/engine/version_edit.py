@@ -4,7 +4,7 @@ An edit is one JSON object, every field optional::
 
     {"add": [[level, number, size, entries, smallest_hex, largest_hex], ...],
      "remove": [[level, number], ...], "log_number": 7, "next_file": 9,
-     "last_seq": 1234, "catalog": {...}}
+     "last_seq": 1234, "flushed_seq": 1200, "catalog": {...}}
 
 :meth:`VersionEdit.encode` and :meth:`VersionEdit.decode` are inverses and do no I/O.
 """
@@ -46,6 +46,9 @@ class VersionEdit:
     log_number: int | None = None
     next_file: int | None = None
     last_seq: int | None = None
+    #: The last sequence number whose write is in a table; WAL ``log_number`` starts
+    #: right after it (recovery checks that no write in between is missing).
+    flushed_seq: int | None = None
     catalog: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
@@ -58,7 +61,7 @@ class VersionEdit:
             ]
         if self.removed:
             obj["remove"] = [[level, number] for level, number in self.removed]
-        for name in ("log_number", "next_file", "last_seq", "catalog"):
+        for name in ("log_number", "next_file", "last_seq", "flushed_seq", "catalog"):
             value = getattr(self, name)
             if value is not None:
                 obj[name] = value
@@ -91,7 +94,7 @@ class VersionEdit:
             removed = [(_int(level), _int(number)) for level, number in obj.get("remove", [])]
             counters = {
                 name: _int(obj[name])
-                for name in ("log_number", "next_file", "last_seq")
+                for name in ("log_number", "next_file", "last_seq", "flushed_seq")
                 if name in obj
             }
             catalog = obj.get("catalog")

@@ -47,6 +47,7 @@ class VersionSet:
         self.current = Version()
         self.log_number = 0
         self.last_seq = 0
+        self.flushed_seq = 0
         self.catalog: dict[str, Any] | None = None
         self.error: ShaleDBError | None = None
         self._next_file = 1
@@ -54,6 +55,11 @@ class VersionSet:
         # Serializes manifest writes and installs, so versions are installed in log order.
         self._manifest_lock = threading.Lock()
         self._manifest: ManifestWriter | None = None
+        #: Makes every write so far durable and returns the last sequence number it
+        #: covers; called before each edit, so an edit never gets ahead of the log
+        #: (after a power cut the state is a prefix of history). Set by the engine
+        #: once its write path runs.
+        self.sync_log: Callable[[], int] = lambda: self.last_seq
 
     # -- recovery ----------------------------------------------------------------------
 
@@ -69,6 +75,7 @@ class VersionSet:
         self.current = Version(self._open_levels(state))
         self.log_number = state.log_number
         self.last_seq = state.last_seq
+        self.flushed_seq = state.flushed_seq or 0
         self.catalog = state.catalog
         self._next_file = max([state.next_file] + [n + 1 for n in numbers_on_disk])
 
@@ -101,10 +108,11 @@ class VersionSet:
 
     def start(self, replayed: FileMeta | None, log_number: int) -> None:
         """End recovery: add the table of replayed WAL writes, if any, move the log
-        number to the new WAL, and write a new manifest holding it all."""
+        number to the new (empty) WAL, and write a new manifest holding it all."""
         if replayed is not None:
             self.current = self.current.apply(VersionEdit(added=[(0, replayed)]))
         self.log_number = log_number
+        self.flushed_seq = self.last_seq
         self.create_manifest()
 
     def open_table(
@@ -133,6 +141,7 @@ class VersionSet:
             # One beyond: the new manifest's own number is taken after this is read.
             next_file=self._next_file + 1,
             last_seq=self.last_seq,
+            flushed_seq=self.flushed_seq,
             catalog=self.catalog,
         )
 
@@ -181,8 +190,8 @@ class VersionSet:
         with self._manifest_lock:
             self._check_writable()
             assert self._manifest is not None, "create_manifest runs first"
+            edit.last_seq = self.sync_log()
             edit.next_file = self._next_file
-            edit.last_seq = self.last_seq
             version = self.current.apply(edit)
             try:
                 self._manifest.append(edit)
@@ -191,6 +200,8 @@ class VersionSet:
                 raise
             if edit.log_number is not None:
                 self.log_number = edit.log_number
+            if edit.flushed_seq is not None:
+                self.flushed_seq = edit.flushed_seq
             if edit.catalog is not None:
                 self.catalog = dict(edit.catalog)
             self.current = version

@@ -169,6 +169,14 @@ class WritePath:
         self.state = EngineState(mem, (state.mem, *state.imms), state.version)
         self.cond.notify_all()
 
+    def sync_log(self) -> int:
+        """Make every write so far durable; the last sequence number they hold."""
+        with self.lock:
+            seq = self._versions.last_seq
+            position = self.wal.logged_bytes
+        self.wal.sync_to(position)
+        return seq
+
     # -- flush and install -------------------------------------------------------------
 
     def freeze(self) -> tuple[MemTable, ...]:

@@ -214,7 +214,7 @@ def test_damage_inside_the_manifest_fails_the_open(data_dir: Path) -> None:
         db.create_namespace("ns").create_table("t")
         db.put("k", "v")
         db.flush()
-    manifest = data_dir / (data_dir / "CURRENT").read_text().strip()
+    manifest = data_dir / (data_dir / "CURRENT").read_text().splitlines()[0]
     flip(manifest, HEADER_SIZE + 3)
     with pytest.raises(CorruptionError, match=manifest.name):
         shaledb.open(str(data_dir))

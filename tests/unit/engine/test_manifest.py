@@ -9,7 +9,13 @@ import pytest
 
 from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.manifest import ManifestState, ManifestWriter, read_current
+from shaledb.engine.manifest import (
+    ManifestState,
+    ManifestWriter,
+    decode_current,
+    encode_current,
+    read_current,
+)
 from shaledb.engine.record_log import MANIFEST_EDIT, frame
 from shaledb.engine.version_edit import TableFile, VersionEdit
 from shaledb.errors import CorruptionError
@@ -60,7 +66,8 @@ def test_log_and_current_round_trip(tmp_path: Path) -> None:
     m.append(VersionEdit(added=[T2], last_seq=50))
     m.append(VersionEdit(removed=[(0, 5)], catalog=CATALOG))
     m.close()
-    assert (tmp_path / "CURRENT").read_text() == "MANIFEST-000001\n"
+    assert (tmp_path / "CURRENT").read_bytes() == encode_current("MANIFEST-000001")
+    assert (tmp_path / "CURRENT").read_text().startswith("MANIFEST-000001\n")
     state = read_current(FileSystem(), str(tmp_path))
     assert state is not None and state.name == "MANIFEST-000001"
     assert state.tables == {6: T2}
@@ -133,3 +140,33 @@ def test_empty_manifest_is_corruption(tmp_path: Path) -> None:
     (tmp_path / "CURRENT").write_text("MANIFEST-000003\n")
     with pytest.raises(CorruptionError, match="no edit"):
         read_current(FileSystem(), str(tmp_path))
+
+
+def test_current_carries_a_checksum_of_the_name() -> None:
+    data = encode_current("MANIFEST-000019")
+    assert data.startswith(b"MANIFEST-000019\n") and decode_current(data) == "MANIFEST-000019"
+    # One flipped bit in the name still names a manifest, but the checksum catches it.
+    flipped = data.replace(b"MANIFEST-000019", b"MANIFEST-000018")
+    with pytest.raises(CorruptionError, match="checksum"):
+        decode_current(flipped, "db/CURRENT")
+
+
+def test_current_in_the_older_form_without_a_checksum_is_read() -> None:
+    assert decode_current(b"MANIFEST-000007\n") == "MANIFEST-000007"
+
+
+def test_a_manifest_ending_in_damage_says_where() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        m = ManifestWriter(FileSystem(), d, 1, VersionEdit(log_number=2))
+        m.append(VersionEdit(last_seq=5))
+        m.close()
+        path = Path(d) / "MANIFEST-000001"
+        clean = read_current(FileSystem(), d)
+        assert clean is not None and clean.torn_at is None
+        size = path.stat().st_size
+        with open(path, "ab") as f:
+            f.write(b"\x00" * 20)
+        torn = read_current(FileSystem(), d)
+        assert torn is not None and torn.torn_at == size and torn.last_seq == 5
