@@ -6,6 +6,7 @@ MANIFEST-NNNNNN    log of version edits (live tables, catalog, counters)
 NNNNNN.wal         write-ahead log
 NNNNNN.sst         sorted table
 *.tmp              a file being written; removed on open
+lost/              tables recovery could not prove dead, moved aside (never deleted)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 LOCK = "LOCK"
 CURRENT = "CURRENT"
 TEMP_SUFFIX = ".tmp"
+LOST_DIR = "lost"
 
 _NUMBERED = re.compile(r"(?:(\d{6,})\.(wal|sst)|MANIFEST-(\d{6,}))")
 

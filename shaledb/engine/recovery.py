@@ -8,6 +8,8 @@ replayed twice; start a new WAL and a new manifest; delete what is not live.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from shaledb.engine import filenames
 from shaledb.engine.batch import decode_batch
 from shaledb.engine.filenames import FileKind
@@ -20,6 +22,14 @@ from shaledb.engine.version_set import VersionSet
 from shaledb.engine.wal import WriteAheadLog
 from shaledb.errors import CorruptionError
 from shaledb.options import Options
+
+
+class LiveSet(NamedTuple):
+    """What an open database needs after recovery: everything else may go."""
+
+    tables: set[int]
+    log_number: int
+    manifest_name: str
 
 
 def recover(
@@ -40,9 +50,7 @@ def recover(
     numbered = [p for p in map(filenames.parse, fs.list_dir(directory)) if p is not None]
     versions.recover(state, [n for _, n in numbered])
     wal_numbers = [n for k, n in numbered if k is FileKind.WAL]
-    mem, versions.last_seq = replay_wals(
-        fs, directory, state.log_number, wal_numbers, state.last_seq
-    )
+    mem, versions.last_seq = replay_wals(fs, directory, state, wal_numbers)
     replayed = tables.write_memtable(mem)
     wal_number = versions.new_file_number()
     wal = WriteAheadLog(
@@ -51,9 +59,8 @@ def recover(
     try:
         fs.sync_dir(directory)
         versions.start(replayed, wal_number)
-        remove_obsolete(
-            fs, directory, wal_number, versions.current.numbers(), versions.manifest_name
-        )
+        live = LiveSet(versions.current.numbers(), wal_number, versions.manifest_name)
+        remove_obsolete(fs, directory, state, live)
     except BaseException:
         wal.close()
         raise
@@ -101,54 +108,108 @@ def _only_empty_start(fs: FileSystem, directory: str, names: list[str]) -> bool:
 
 
 def replay_wals(
-    fs: FileSystem, directory: str, log_number: int, wal_numbers: list[int], last_seq: int
+    fs: FileSystem, directory: str, state: ManifestState, wal_numbers: list[int]
 ) -> tuple[MemTable, int]:
-    """The writes of the WALs numbered ``>= log_number`` in one memtable, and the last
-    sequence number seen (at least ``last_seq``).
+    """The writes of the WALs the manifest ``state`` does not cover, in one memtable,
+    and the last sequence number (at least the manifest's).
+
+    What is checked, so that a WAL cut short, emptied or deleted never goes unnoticed:
+    the WAL numbered ``log_number`` exists; only the last WAL holding any bytes may
+    end in a torn write (an older one was fsynced when it was rotated out; an empty one
+    after it is a new log made by an open that did not finish); the sequence numbers
+    run on without a gap from the manifest's ``flushed_seq`` through every log; and
+    they reach the manifest's ``last_seq`` (the log is made durable before each edit).
 
     Raises:
-        CorruptionError: damage in a WAL other than a torn tail of the newest one.
+        CorruptionError: a check fails, or a WAL is damaged other than a torn tail.
     """
     mem = MemTable(0)
-    live_wals = sorted(n for n in wal_numbers if n >= log_number)
-    for i, number in enumerate(live_wals):
-        path = filenames.path(directory, filenames.wal_name(number))
+    live = sorted(n for n in wal_numbers if n >= state.log_number)
+    paths = [filenames.path(directory, filenames.wal_name(n)) for n in live]
+    if state.name and state.log_number and (not live or live[0] != state.log_number):
+        missing = filenames.path(directory, filenames.wal_name(state.log_number))
+        raise CorruptionError(
+            f"{missing}: missing, yet manifest {state.name} names it the oldest live log; "
+            f"its writes are lost{_lost_edits_hint(directory, state)}",
+            missing,
+        )
+    sizes = [fs.size(path) for path in paths]
+    last_written = max((i for i, size in enumerate(sizes) if size), default=-1)
+    # Checks that need the flushed_seq and the durable-before-edit rule of this version.
+    checked = state.flushed_seq is not None
+    expected = (state.flushed_seq or 0) + 1
+    last_seq = state.last_seq
+    for i, path in enumerate(paths):
+        if not sizes[i]:
+            continue
         data = fs.read_all(path)
-        # Older logs were fsynced when they were rotated out: only the newest may be torn.
-        records, _ = read_records(data, path, tail_may_be_torn=(i == len(live_wals) - 1))
+        records, _ = read_records(data, path, tail_may_be_torn=(i == last_written))
         offset = 0
         for _, payload in records:
             seq, ops = decode_batch(payload, path, offset)
+            if checked and seq != expected:
+                raise CorruptionError(
+                    f"{path}: the record at offset {offset} holds sequence number {seq}, "
+                    f"expected {expected}: writes {min(seq, expected)}.."
+                    f"{max(seq, expected) - 1} are missing or out of place",
+                    path,
+                    offset,
+                )
             for flags, key, expire_ms, value in ops:
                 mem.put(key, flags, expire_ms, value)
-            last_seq = max(last_seq, seq + len(ops) - 1)
+            expected = seq + len(ops)
+            last_seq = max(last_seq, expected - 1)
             offset += len(payload) + HEADER_SIZE
+    if checked and expected - 1 < state.last_seq:
+        where = paths[-1] if paths else directory
+        raise CorruptionError(
+            f"{where}: the logs end at sequence number {expected - 1}, but manifest "
+            f"{state.name} records writes up to {state.last_seq}: a WAL lost records",
+            where,
+        )
     mem.last_seq = last_seq
     return mem, last_seq
 
 
-def remove_obsolete(
-    fs: FileSystem, directory: str, log_number: int, live_tables: set[int], manifest_name: str
-) -> None:
-    """Delete what is not live: older WALs, unreferenced tables, other manifests, temp files."""
+def _lost_edits_hint(directory: str, state: ManifestState) -> str:
+    path = filenames.path(directory, state.name)
+    if state.torn_at is not None:
+        return (
+            f" (the manifest {path} ends in damage at offset {state.torn_at}: "
+            "it lost edits that were acted on; run 'shaledb repair')"
+        )
+    return f" (or the manifest {path} was truncated; run 'shaledb repair')"
+
+
+def remove_obsolete(fs: FileSystem, directory: str, state: ManifestState, live: LiveSet) -> None:
+    """Delete what is provably dead: WALs below the log number, other manifests, temp
+    files, and tables no live edit lists.
+
+    A table is provably dead only when the manifest ended cleanly: every edit that was
+    acted on is then in it (the checks of :func:`replay_wals` and the version set hold).
+    When the manifest ended in damage, unlisted tables are moved into ``lost/`` instead,
+    for ``shaledb repair`` or a person to look at.
+    """
+    lost = filenames.path(directory, filenames.LOST_DIR)
     for name in fs.list_dir(directory):
         parsed = filenames.parse(name)
-        if name.endswith(filenames.TEMP_SUFFIX) or (
-            parsed is not None and _obsolete(parsed, name, log_number, live_tables, manifest_name)
+        path = filenames.path(directory, name)
+        if name.endswith(filenames.TEMP_SUFFIX):
+            fs.remove(path)
+            continue
+        if parsed is None:
+            continue
+        kind, number = parsed
+        if kind is FileKind.TABLE:
+            if number in live.tables:
+                continue
+            if state.torn_at is not None:
+                fs.make_dirs(lost)
+                fs.rename(path, filenames.path(lost, name))
+                continue
+            fs.remove(path)
+        elif (kind is FileKind.WAL and number < live.log_number) or (
+            kind is FileKind.MANIFEST and name != live.manifest_name
         ):
-            fs.remove(filenames.path(directory, name))
-
-
-def _obsolete(
-    parsed: tuple[FileKind, int],
-    name: str,
-    log_number: int,
-    live_tables: set[int],
-    manifest_name: str,
-) -> bool:
-    kind, number = parsed
-    if kind is FileKind.WAL:
-        return number < log_number
-    if kind is FileKind.TABLE:
-        return number not in live_tables
-    return name != manifest_name
+            fs.remove(path)
+    fs.sync_dir(directory)

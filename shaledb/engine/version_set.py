@@ -88,8 +88,18 @@ class VersionSet:
                 )
             path = filenames.path(self.directory, filenames.table_name(rec.number))
             if not self._fs.exists(path):
+                manifest = filenames.path(self.directory, state.name)
+                where = (
+                    f"it ends in damage at offset {state.torn_at}"
+                    if state.torn_at is not None
+                    else "it may be truncated"
+                )
                 raise CorruptionError(
-                    f"{path}: live table is missing (listed in {state.name})", path
+                    f"{manifest}: lists table {rec.number}, but {path} is missing: the "
+                    f"manifest lost the edits that removed it ({where}) or the table file "
+                    "was deleted; run 'shaledb repair'",
+                    manifest,
+                    state.torn_at or 0,
                 )
             size = self._fs.size(path)
             if size != rec.size:
@@ -134,13 +144,13 @@ class VersionSet:
 
     # -- the manifest ------------------------------------------------------------------
 
-    def _snapshot(self, version: Version) -> VersionEdit:
+    def _snapshot(self, version: Version, last_seq: int) -> VersionEdit:
         return VersionEdit(
             added=list(version.files()),
             log_number=self.log_number,
             # One beyond: the new manifest's own number is taken after this is read.
             next_file=self._next_file + 1,
-            last_seq=self.last_seq,
+            last_seq=last_seq,
             flushed_seq=self.flushed_seq,
             catalog=self.catalog,
         )
@@ -149,13 +159,14 @@ class VersionSet:
         """Write a new manifest holding the current state and point CURRENT at it."""
         with self._manifest_lock:
             self._check_writable()
-            self._switch_manifest(self.current)
+            self._switch_manifest(self.current, self.last_seq)
 
-    def _switch_manifest(self, version: Version) -> None:
+    def _switch_manifest(self, version: Version, last_seq: int) -> None:
+        """Start a new manifest holding ``version``; ``last_seq`` must be durable."""
         old = self._manifest
         try:
             self._manifest = ManifestWriter(
-                self._fs, self.directory, self.new_file_number(), self._snapshot(version)
+                self._fs, self.directory, self.new_file_number(), self._snapshot(version, last_seq)
             )
         except ShaleDBError as exc:
             self.error = exc
@@ -208,7 +219,7 @@ class VersionSet:
             if install is not None:
                 install(version)
             if self._manifest.size > MAX_MANIFEST_BYTES:
-                self._switch_manifest(version)
+                self._switch_manifest(version, edit.last_seq)
             return version
 
     def close(self) -> None:
