@@ -33,13 +33,12 @@ from shaledb.errors import (
     NotFoundError,
     ServerError,
     ShaleDBError,
+    error_class,
 )
-from shaledb.server.commands import error_class
-from shaledb.server.json_protocol import decode_reply, encode_request, reply_pairs, reply_value
+from shaledb.json_lines import decode_reply, encode_request, reply_pairs, reply_value
+from shaledb.keyspace import DEFAULT_NAMESPACE
 
 __all__ = ["KVClient", "RemoteNamespace", "RemoteTable"]
-
-DEFAULT_NAMESPACE = "default"
 #: Pairs asked of the server per ``scan`` request while iterating.
 SCAN_PAGE = 1000
 
