@@ -100,6 +100,10 @@ class DB:
         #: The default table's namespace and name, as on :class:`Table`.
         self.namespace_name = DEFAULT_NAMESPACE
         self.name = DEFAULT_TABLE
+        # The hottest calls go straight to the table: an instance attribute wins over the
+        # class's method (which keeps the signature and docs), saving a Python frame per
+        # call (~40 ns, measurable on the memory engine). Same behaviour either way.
+        vars(self).update(put=self._default.put, set=self._default.put, get=self._default.get)
 
     def __repr__(self) -> str:
         return f"<shaledb.DB {self.path!r}>"

@@ -108,7 +108,7 @@ def test_an_unexpected_exception_is_an_internal_error_reply(session: Session) ->
     def broken(*args: Any) -> Any:
         raise RuntimeError("a bug")
 
-    session.db.default_table.get = broken  # type: ignore[method-assign]
+    session.db.default_table.get = broken  # type: ignore[method-assign, assignment]
     reply = ask(session, {"command": "get", "key": "k", "id": 1})
     assert reply["code"] == "internal" and reply["id"] == 1
     assert "RuntimeError: a bug" in reply["message"]
