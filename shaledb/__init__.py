@@ -5,11 +5,19 @@
 ...     db.put("user:1000", "John Doe")
 ...     db.get("user:1000")
 'John Doe'
+
+The names below are the public API. The errors, :class:`Options` and ``__version__``
+are imported at once; the embedded database (which loads the storage engine) and the
+network client (sockets, JSON) are imported when first used, so that
+``import shaledb.client`` does not load the engine and ``import shaledb.db`` does not
+load the client.
 """
 
 from __future__ import annotations
 
-from shaledb.db import DB, Namespace, Table, WriteBatch, open
+import importlib
+from typing import TYPE_CHECKING
+
 from shaledb.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -27,20 +35,43 @@ from shaledb.errors import (
 )
 from shaledb.options import Options
 
+if TYPE_CHECKING:
+    from shaledb.client import KVClient
+    from shaledb.db import DB, open
+    from shaledb.table import Namespace, Table
+    from shaledb.write_batch import WriteBatch
+
+    # The seed's names for the same database:
+    # ``StorageEngine(data_dir='./data', memtable_size=1000)``.
+    StorageEngine = DB
+    KeyValueStore = DB
+
 __version__ = "0.1.0"
 
-#: The seed's names for the same database: ``StorageEngine(data_dir='./data', memtable_size=1000)``.
-StorageEngine = DB
-KeyValueStore = DB
+#: Names imported on first use: name -> (module, attribute in it).
+_LAZY = {
+    "DB": ("shaledb.db", "DB"),
+    "KVClient": ("shaledb.client", "KVClient"),
+    "KeyValueStore": ("shaledb.db", "DB"),
+    "Namespace": ("shaledb.table", "Namespace"),
+    "StorageEngine": ("shaledb.db", "DB"),
+    "Table": ("shaledb.table", "Table"),
+    "WriteBatch": ("shaledb.write_batch", "WriteBatch"),
+    "open": ("shaledb.db", "open"),
+}
 
 
 def __getattr__(name: str) -> object:
-    # The client pulls in sockets and JSON; import it only when asked for.
-    if name == "KVClient":
-        from shaledb.client import KVClient
+    if name not in _LAZY:
+        raise AttributeError(f"module 'shaledb' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return KVClient
-    raise AttributeError(f"module 'shaledb' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

@@ -9,14 +9,20 @@ says what is accepted.
 
 from __future__ import annotations
 
-import math
+import sys
+from collections.abc import Iterable
 
-from shaledb.engine.entry import KEY_STR, VALUE_STR
+from shaledb.engine.entry import KEY_STR, MAX_EXPIRE_MS, VALUE_STR
 from shaledb.errors import InvalidArgumentError, InvalidTypeError
 from shaledb.options import MAX_KEY_BYTES, MAX_VALUE_BYTES
 
 #: What users may pass as a key or a value.
 Data = str | bytes
+
+#: The longest TTL accepted, in seconds (about 292 million years). It leaves room
+#: for any clock reading below 2**63 ms, so that "now + ttl" always fits in the 64-bit
+#: expiry field of the formats (entry.MAX_EXPIRE_MS).
+MAX_TTL_SECONDS = (1 << 63) // 1000
 
 
 def _utf8(text: str, what: str) -> bytes:
@@ -70,19 +76,72 @@ def value_bytes(value: object) -> tuple[bytes, int]:
 
 
 def ttl_seconds(ttl: object) -> float:
-    """A TTL as positive finite seconds; raises on anything else (bool included)."""
+    """A TTL as positive finite seconds up to :data:`MAX_TTL_SECONDS`.
+
+    Raises InvalidTypeError for a non-number (bool included), InvalidArgumentError for
+    a number outside the range (NaN, infinities and huge ints included).
+    """
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise InvalidTypeError(
             f"ttl must be a positive number of seconds; got {type(ttl).__name__}"
         )
-    if not math.isfinite(ttl) or ttl <= 0:
+    # Compare before converting: float() of a huge int raises OverflowError.
+    if ttl != ttl or ttl <= 0:  # ttl != ttl: NaN
         raise InvalidArgumentError(f"ttl must be a positive number of seconds; got {ttl!r}")
+    if ttl > MAX_TTL_SECONDS:
+        raise InvalidArgumentError(
+            f"ttl must be a positive number of seconds, at most {MAX_TTL_SECONDS} "
+            f"(the expiry time must fit in 64 bits); got {_show_number(ttl)}"
+        )
     return float(ttl)
 
 
-def decode_key(raw: bytes, flags: int) -> Data:
-    """A stored key back in the type it was written with."""
-    return raw.decode("utf-8") if flags & KEY_STR else raw
+def expire_ms(now_ms: int, ttl: object) -> int:
+    """The expiry time (ms since the epoch) of a TTL starting at ``now_ms``; at least 1 ms.
+
+    Raises like :func:`ttl_seconds`, and InvalidArgumentError when the clock is so far
+    ahead that the expiry would not fit in 64 bits.
+    """
+    expire = now_ms + max(1, int(ttl_seconds(ttl) * 1000))
+    if expire > MAX_EXPIRE_MS:
+        raise InvalidArgumentError(
+            f"ttl {_show_number(ttl)} s from now ({now_ms} ms since the epoch) ends after "
+            f"the largest expiry time, {MAX_EXPIRE_MS} ms"
+        )
+    return expire
+
+
+def _show_number(number: object) -> str:
+    text = repr(number)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
+
+
+def scan_limit(limit: object) -> int | None:
+    """A scan's ``limit`` (None or a non-negative int), capped at ``sys.maxsize``.
+
+    No scan can yield more than ``sys.maxsize`` pairs, so a larger limit means "all"
+    (the cap keeps it usable by ``itertools.islice``).
+    """
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidArgumentError(f"limit must be a non-negative integer; got {limit!r}")
+    return min(limit, sys.maxsize)
+
+
+def data_list(items: object, what: str) -> list[object]:
+    """``items`` (a list, tuple or other iterable of keys or values) as a list.
+
+    Raises InvalidTypeError for a single str or bytes (a common slip for a list of
+    one) and for anything that is not iterable.
+    """
+    if isinstance(items, (str, bytes, bytearray, memoryview)):
+        raise InvalidTypeError(
+            f"{what} must be a list of str or bytes, not a single {type(items).__name__}"
+        )
+    if not isinstance(items, Iterable):
+        raise InvalidTypeError(f"{what} must be a list of str or bytes; got {type(items).__name__}")
+    return list(items)
 
 
 def decode_value(raw: bytes, flags: int) -> Data:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -29,17 +29,17 @@ from shaledb.errors import (
     AuthenticationError,
     ClosedError,
     ConnectionFailedError,
+    InvalidArgumentError,
     InvalidTypeError,
     NotFoundError,
     ServerError,
     ShaleDBError,
+    error_class,
 )
-from shaledb.server.commands import error_class
-from shaledb.server.json_protocol import decode_reply, encode_request, reply_pairs, reply_value
+from shaledb.json_lines import decode_reply, encode_request, reply_pairs, reply_value
+from shaledb.keyspace import DEFAULT_NAMESPACE
 
 __all__ = ["KVClient", "RemoteNamespace", "RemoteTable"]
-
-DEFAULT_NAMESPACE = "default"
 #: Pairs asked of the server per ``scan`` request while iterating.
 SCAN_PAGE = 1000
 
@@ -94,8 +94,13 @@ class _TableMethods:
 
         Raises InvalidArgumentError when the lengths differ (nothing is written).
         """
-        if isinstance(keys, (str, bytes)) or isinstance(values, (str, bytes)):
-            raise InvalidTypeError("batch_put takes a list of keys and a list of values")
+        for what, items in (("keys", keys), ("values", values)):
+            if isinstance(items, (str, bytes, bytearray, memoryview)) or not isinstance(
+                items, Iterable
+            ):
+                raise InvalidTypeError(
+                    f"{what} must be a list of str or bytes; got {type(items).__name__}"
+                )
         fields: dict[str, Any] = {"keys": list(keys), "values": list(values)}
         if ttl is not None:
             fields["ttl"] = ttl
@@ -186,6 +191,16 @@ class KVClient(_TableMethods):
         timeout: float | None = 10.0,
         connect_timeout: float | None = None,
     ) -> None:
+        _check_address(host, port)
+        for what, seconds in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if seconds is None:
+                continue
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+                raise InvalidTypeError(f"{what} must be a positive number of seconds or None")
+            if not seconds > 0:
+                raise InvalidArgumentError(f"{what} must be a positive number of seconds or None")
+        if password is not None and not isinstance(password, str):
+            raise InvalidTypeError(f"password must be a str; got {type(password).__name__}")
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -367,3 +382,12 @@ def _error(reply: dict[str, Any]) -> ShaleDBError:
     message = str(reply.get("message", "the server reported an error"))
     cls = error_class(str(reply.get("code", ""))) or ServerError
     return cls(message)
+
+
+def _check_address(host: object, port: object) -> None:
+    if not isinstance(host, str):
+        raise InvalidTypeError(f"host must be a str; got {type(host).__name__}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise InvalidTypeError(f"port must be an integer 1 to 65535; got {type(port).__name__}")
+    if not 0 < port < 65536:
+        raise InvalidArgumentError(f"port must be an integer 1 to 65535; got {port}")

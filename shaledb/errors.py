@@ -72,3 +72,44 @@ class ConnectionFailedError(ShaleDBError):
 
 class AuthenticationError(ShaleDBError):
     """The server refused the request until the client authenticates."""
+
+
+# -- wire codes ----------------------------------------------------------------------
+# Kept beside the classes so that a new error gets its code in the same change.
+
+#: The one table from error classes to wire error codes (docs/protocol.md, "Errors"),
+#: most specific class first. The server names an error by it; the client maps a code
+#: back to its class. An error outside the table is :data:`GENERIC_CODE`.
+ERROR_CODES: tuple[tuple[type[ShaleDBError], str], ...] = (
+    (InvalidTypeError, "invalid_type"),
+    (InvalidArgumentError, "invalid_argument"),
+    (NotFoundError, "not_found"),
+    (AlreadyExistsError, "already_exists"),
+    (AuthenticationError, "auth"),
+    (ProtocolError, "protocol"),
+    (CorruptionError, "corruption"),
+    (LockedError, "locked"),
+    (ClosedError, "closed"),
+    (StorageError, "storage"),
+    (ConnectionFailedError, "connection"),
+)
+#: The code of an error outside :data:`ERROR_CODES`...
+GENERIC_CODE = "error"
+#: ...and of an unexpected server fault (a bug, answered rather than crashing).
+INTERNAL_CODE = "internal"
+
+
+def error_code(exc: BaseException) -> str:
+    """The wire code of ``exc`` (see :data:`ERROR_CODES`)."""
+    for cls, code in ERROR_CODES:
+        if isinstance(exc, cls):
+            return code
+    return GENERIC_CODE
+
+
+def error_class(code: str) -> type[ShaleDBError] | None:
+    """The error class of a wire code; None for a code outside :data:`ERROR_CODES`."""
+    for cls, known in ERROR_CODES:
+        if known == code:
+            return cls
+    return None

@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 import struct
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shaledb.engine.base import Engine
+if TYPE_CHECKING:
+    # Only a type here: the client imports this module's names without loading the engine.
+    from shaledb.engine.base import Engine
 from shaledb.errors import (
     AlreadyExistsError,
     ClosedError,
@@ -26,8 +28,11 @@ from shaledb.errors import (
     NotFoundError,
 )
 
+#: The namespace and table that ``shaledb.DB`` itself is; neither can be dropped.
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TABLE = "default"
+#: The default table's id (its key prefix is ``b"\x00"``).
+DEFAULT_TABLE_ID = 0
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 #: Ids below this take one prefix byte; larger ids take 0xF0 and four bytes.
 _SHORT_IDS = 0xF0
@@ -83,7 +88,7 @@ class Catalog:
             saved = {
                 "version": _CATALOG_VERSION,
                 "next_id": 1,
-                "namespaces": {DEFAULT_NAMESPACE: {DEFAULT_TABLE: 0}},
+                "namespaces": {DEFAULT_NAMESPACE: {DEFAULT_TABLE: DEFAULT_TABLE_ID}},
                 "dropped": [],
             }
             engine.save_catalog(saved)
@@ -95,6 +100,7 @@ class Catalog:
         return table_id_of(engine_key) in self._dropped_ids
 
     def is_dropped(self, table_id: int) -> bool:
+        """Whether the table with ``table_id`` was dropped (ids are never reused)."""
         return table_id in self._dropped_ids
 
     def _check_open(self) -> None:
@@ -162,6 +168,7 @@ class Catalog:
             return table_id
 
     def drop_table(self, namespace: str, table: str) -> None:
+        check_name(table, "table")
         with self._lock:
             if table not in self._namespace(namespace):
                 raise NotFoundError(f"table {namespace}:{table} does not exist")
@@ -172,6 +179,7 @@ class Catalog:
             self._save(data)
 
     def drop_namespace(self, namespace: str) -> None:
+        check_name(namespace, "namespace")
         with self._lock:
             self._namespace(namespace)
             if namespace == DEFAULT_NAMESPACE:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shaledb.errors import InvalidArgumentError
+from shaledb.errors import InvalidArgumentError, InvalidTypeError
 
 #: Block compressions; "lz4" needs the lz4 package (a dependency).
 COMPRESSIONS = ("lz4", "none")
@@ -71,30 +71,56 @@ class Options:
     clock: Callable[[], float] = field(default=wall_clock)
 
     def __post_init__(self) -> None:
-        if self.fsync not in FSYNC_MODES:
-            raise InvalidArgumentError(
-                f"fsync must be one of {', '.join(FSYNC_MODES)}; got {self.fsync!r}"
-            )
-        if self.compression not in COMPRESSIONS:
-            raise InvalidArgumentError(
-                f"compression must be one of {', '.join(COMPRESSIONS)}; got {self.compression!r}"
-            )
-        _positive("memtable_bytes", self.memtable_bytes)
+        _one_of("fsync", self.fsync, FSYNC_MODES)
+        _one_of("compression", self.compression, COMPRESSIONS)
+        for name in _POSITIVE:
+            _integer(name, getattr(self, name), 1)
         if self.memtable_entries is not None:
-            _positive("memtable_entries (memtable_size)", self.memtable_entries)
-        _positive("block_size", self.block_size)
-        _positive("max_open_tables", self.max_open_tables)
-        _positive("target_file_bytes", self.target_file_bytes)
-        _positive("level_size_ratio", self.level_size_ratio)
-        _positive("max_bytes_for_level_base", self.max_bytes_for_level_base)
-        if self.block_cache_bytes < 0 or self.bloom_bits_per_key < 0:
-            raise InvalidArgumentError("block_cache_bytes and bloom_bits_per_key must be >= 0")
-        if not (0 < self.l0_compaction_trigger <= self.l0_slowdown_trigger <= self.l0_stop_trigger):
+            _integer("memtable_entries (memtable_size)", self.memtable_entries, 1)
+        _integer("block_cache_bytes", self.block_cache_bytes, 0)
+        _integer("bloom_bits_per_key", self.bloom_bits_per_key, 0)
+        for name in _L0_TRIGGERS:
+            _integer(name, getattr(self, name), 1)
+        if not (self.l0_compaction_trigger <= self.l0_slowdown_trigger <= self.l0_stop_trigger):
             raise InvalidArgumentError(
-                "need 0 < l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger"
+                "need 0 < l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger; got "
+                f"{self.l0_compaction_trigger}, {self.l0_slowdown_trigger}, {self.l0_stop_trigger}"
+            )
+        if not isinstance(self.background_compaction, bool):
+            raise InvalidTypeError(
+                "option background_compaction must be True or False; got "
+                f"{type(self.background_compaction).__name__} {self.background_compaction!r}"
+            )
+        if not callable(self.clock):
+            raise InvalidTypeError(
+                "option clock must be a callable returning seconds since the epoch; got "
+                f"{type(self.clock).__name__}"
             )
 
 
-def _positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer; got {value!r}")
+#: Integer options that must be at least 1.
+_POSITIVE = (
+    "memtable_bytes",
+    "block_size",
+    "max_open_tables",
+    "target_file_bytes",
+    "level_size_ratio",
+    "max_bytes_for_level_base",
+)
+_L0_TRIGGERS = ("l0_compaction_trigger", "l0_slowdown_trigger", "l0_stop_trigger")
+
+
+def _integer(name: str, value: object, least: int) -> None:
+    """Raise unless ``value`` is an int (not a bool) of at least ``least``."""
+    accepted = "a positive integer" if least == 1 else f"an integer >= {least}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidTypeError(
+            f"option {name} must be {accepted}; got {type(value).__name__} {value!r}"
+        )
+    if value < least:
+        raise InvalidArgumentError(f"option {name} must be {accepted}; got {value!r}")
+
+
+def _one_of(name: str, value: object, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise InvalidArgumentError(f"{name} must be one of {', '.join(accepted)}; got {value!r}")

@@ -20,7 +20,8 @@ def version() -> None:
 
 
 def _register() -> None:
-    # Subcommands are defined next to what they run; a missing one is simply absent.
+    # Subcommands are defined next to what they run and imported here by name. An import
+    # that fails is a broken installation: it raises, never drops the subcommand quietly.
     import importlib
 
     for module, name in (
@@ -33,11 +34,7 @@ def _register() -> None:
         ("shaledb.cli.operations", "dump"),
         ("shaledb.cli.operations", "load"),
     ):
-        try:
-            command = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-        main.add_command(command, name)
+        main.add_command(getattr(importlib.import_module(module), name), name)
 
 
 _register()

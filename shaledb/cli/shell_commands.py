@@ -23,9 +23,9 @@ from shaledb.cli.shell_syntax import (
     show_remaining,
 )
 from shaledb.errors import NotFoundError, ShaleDBError
+from shaledb.keyspace import DEFAULT_NAMESPACE
 
 PROMPT = "kvstore> "
-DEFAULT_NAMESPACE = "default"
 
 
 class ShellTable(Protocol):
@@ -124,8 +124,10 @@ class Shell:
             command.run(self, arg)
         except ShaleDBError as exc:
             return self._fail(str(exc))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            # Not expected from a ShaleDB call, but the shell must go on regardless.
+        except Exception as exc:
+            # Not expected from a ShaleDB call (every API error is a ShaleDBError), but
+            # the shell must go on regardless: one bad line must not skip the rest of a
+            # piped script. KeyboardInterrupt and SystemExit are not Exceptions.
             return self._fail(f"{type(exc).__name__}: {exc}")
         return True
 

@@ -7,8 +7,8 @@ database and returns a *reply*: a dict of plain values that the protocol encodes
 Reply conventions (docs/protocol.md, "Commands"): ``"value"`` holds one stored value
 (``str``, ``bytes`` or None) and ``"data"`` a list of ``(key, value)`` pairs; every
 other field is already a JSON-able value. A failure raises a
-:class:`~shaledb.errors.ShaleDBError`; :func:`error_code` names it on the wire, from
-the one table :data:`ERROR_CODES`.
+:class:`~shaledb.errors.ShaleDBError`; :func:`shaledb.errors.error_code` names it on
+the wire, from the one table :data:`shaledb.errors.ERROR_CODES`.
 
 Thread safety: a :class:`Session` belongs to one connection and runs one command at a
 time (on a worker thread); :class:`Commands` is shared by all sessions.
@@ -23,41 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shaledb.db import DB, Table
+from shaledb.db import DB
 from shaledb.errors import (
-    AlreadyExistsError,
     AuthenticationError,
-    ClosedError,
-    ConnectionFailedError,
-    CorruptionError,
     InvalidArgumentError,
     InvalidTypeError,
-    LockedError,
-    NotFoundError,
     ProtocolError,
-    ShaleDBError,
-    StorageError,
 )
 from shaledb.keyspace import DEFAULT_NAMESPACE, DEFAULT_TABLE
-
-#: The one table from error classes to wire error codes, most specific class first.
-#: The client maps codes back to these classes; an unlisted error is ``"error"``.
-ERROR_CODES: tuple[tuple[type[ShaleDBError], str], ...] = (
-    (InvalidTypeError, "invalid_type"),
-    (InvalidArgumentError, "invalid_argument"),
-    (NotFoundError, "not_found"),
-    (AlreadyExistsError, "already_exists"),
-    (AuthenticationError, "auth"),
-    (ProtocolError, "protocol"),
-    (CorruptionError, "corruption"),
-    (LockedError, "locked"),
-    (ClosedError, "closed"),
-    (StorageError, "storage"),
-    (ConnectionFailedError, "connection"),
-)
-#: The code of an error outside the table, and of an unexpected server fault.
-GENERIC_CODE = "error"
-INTERNAL_CODE = "internal"
+from shaledb.table import Table
 
 #: ``scan`` returns at most this many pairs per call unless ``limit`` says otherwise...
 SCAN_DEFAULT_LIMIT = 1000
@@ -66,22 +40,6 @@ SCAN_MAX_LIMIT = 10_000
 
 #: Commands a session may run before it authenticates on a server with a password.
 OPEN_COMMANDS = frozenset({"auth", "ping"})
-
-
-def error_code(exc: BaseException) -> str:
-    """The wire code of ``exc`` (see :data:`ERROR_CODES`)."""
-    for cls, code in ERROR_CODES:
-        if isinstance(exc, cls):
-            return code
-    return GENERIC_CODE
-
-
-def error_class(code: str) -> type[ShaleDBError] | None:
-    """The error class of a wire code; None for a code outside :data:`ERROR_CODES`."""
-    for cls, known in ERROR_CODES:
-        if known == code:
-            return cls
-    return None
 
 
 # -- argument checking -----------------------------------------------------------
@@ -236,7 +194,7 @@ class Session:
         namespace = args.get("namespace")
         table = args.get("table")
         if namespace is None and table is None:
-            return self.db
+            return self.db.default_table
         return self.db.table(table or DEFAULT_TABLE, namespace=namespace or DEFAULT_NAMESPACE)
 
 

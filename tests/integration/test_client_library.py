@@ -216,3 +216,39 @@ def test_password(tmp_path_factory: pytest.TempPathFactory) -> None:
             assert client.get("k") == "v"
     finally:
         assert server.stop() == 0, server.log()
+
+
+@pytest.mark.parametrize(("keys", "values"), [(None, ["v"]), (["k"], 5), ("k", ["v"])])
+def test_batch_put_arguments_that_are_not_lists_are_invalid_types(
+    client: KVClient, keys: object, values: object
+) -> None:
+    with pytest.raises(InvalidTypeError, match="must be a list of str or bytes"):
+        client.batch_put(keys, values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ttl", [1e300, 2**62])
+def test_a_ttl_beyond_the_expiry_range_is_an_invalid_argument(client: KVClient, ttl: float) -> None:
+    with pytest.raises(InvalidArgumentError, match="at most 9223372036854775"):
+        client.put("ttl-overflow", "v", ttl=ttl)
+    with pytest.raises(InvalidArgumentError, match="at most 9223372036854775"):
+        client.batch_put(["ttl-overflow"], ["v"], ttl=ttl)
+    assert client.get("ttl-overflow") is None
+    assert client.ping()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "words"),
+    [
+        ({"port": -1}, InvalidArgumentError, "port must be an integer 1 to 65535"),
+        ({"port": "9999"}, InvalidTypeError, "port must be an integer"),
+        ({"host": 5}, InvalidTypeError, "host must be a str"),
+        ({"timeout": "x"}, InvalidTypeError, "timeout must be a positive number"),
+        ({"connect_timeout": -1}, InvalidArgumentError, "connect_timeout must be a positive"),
+        ({"password": 123}, InvalidTypeError, "password must be a str"),
+    ],
+)
+def test_bad_client_arguments_are_shaledb_errors(
+    options: dict[str, object], error: type, words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        KVClient(**options)  # type: ignore[arg-type]

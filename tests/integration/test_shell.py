@@ -466,3 +466,42 @@ def test_completion_of_commands_namespaces_and_tables() -> None:
     assert completions(shell, "nosuch x") == []
     shell.execute("use-namespace ops")
     assert completions(shell, "get co") == []
+
+
+TTL_OVERFLOW_SCRIPT = (
+    "create-table t\n"
+    "set t:k:v 18446744073709551616\n"
+    "set t:k:v 99999999999999999999\n"
+    "set t:k:v\n"
+    "get t:k\n"
+)
+TTL_OVERFLOW_OUT = [
+    "[OK] Created table: default:t",
+    "[ERROR] ttl must be a positive number of seconds, at most 9223372036854775 "
+    "(the expiry time must fit in 64 bits); got 18446744073709551616",
+    "[ERROR] ttl must be a positive number of seconds, at most 9223372036854775 "
+    "(the expiry time must fit in 64 bits); got 100000000000000000000",
+    "[OK] Set k in default:t",
+    "[HIT] default:t:k = v",
+]
+
+
+def test_a_ttl_beyond_the_expiry_range_is_one_error_line_and_the_script_goes_on(
+    tmp_path: Path,
+) -> None:
+    # It used to raise struct.error out of the shell, skipping the rest of the script.
+    proc = run_cli("--data-dir", str(tmp_path / "db"), stdin=TTL_OVERFLOW_SCRIPT)
+    assert proc.stdout.splitlines() == TTL_OVERFLOW_OUT, proc.stderr
+    assert proc.returncode == 0 and proc.stderr == ""
+    out, shell = run_in_process(memory_db(), TTL_OVERFLOW_SCRIPT)
+    assert out.splitlines() == TTL_OVERFLOW_OUT and shell.errors == 2
+
+
+def test_any_unexpected_exception_is_an_error_line() -> None:
+    class Broken(SubsetDB):
+        def list_namespaces(self) -> list[str]:
+            raise ArithmeticError("not one of the usual built-ins")
+
+    out, shell = run_in_process(Broken(shaledb.DB.over(MemoryEngine())), "list-namespaces\nexit\n")
+    assert out.splitlines() == ["[ERROR] ArithmeticError: not one of the usual built-ins"]
+    assert shell.errors == 1 and shell.finished

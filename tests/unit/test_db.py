@@ -7,6 +7,7 @@ the LSM engine with a tiny memtable and a fake clock.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import subprocess
@@ -760,3 +761,190 @@ def test_get_range_needs_both_ends(db: shaledb.DB) -> None:
     for start, end in ((None, "z"), ("a", None)):
         with pytest.raises(TypeError, match="start and an end"):
             db.get_range(start, end)  # type: ignore[arg-type]
+
+
+# -- every error at the API edge is a ShaleDB error ----------------------------------------
+
+
+@pytest.mark.parametrize("ttl", [1e300, 2**62, 10**30, 10**400, float("inf")])
+def test_a_ttl_whose_expiry_overflows_64_bits_is_an_invalid_argument(
+    db: shaledb.DB, ttl: float
+) -> None:
+    calls = [
+        lambda: db.put("k", "v", ttl=ttl),
+        lambda: db.put(b"k", b"v", ttl=ttl),
+        lambda: db.batch_put(["k"], ["v"], ttl=ttl),
+        lambda: db.write_batch().put("k", "v", ttl=ttl),
+        lambda: db.update("k", "v", ttl=ttl),
+        lambda: db.expire("k", ttl),
+    ]
+    db.put("k", "old")
+    for call in calls:
+        with pytest.raises(InvalidArgumentError, match="at most 9223372036854775"):
+            call()
+    assert db.get("k") == "old" and db.ttl("k") is None
+
+
+def test_the_longest_ttl_is_accepted() -> None:
+    from shaledb.arguments import MAX_TTL_SECONDS
+
+    db = shaledb.DB.over(__import__("shaledb.engine.memory", fromlist=["x"]).MemoryEngine())
+    db.put("k", "v", ttl=MAX_TTL_SECONDS)
+    assert db.ttl("k") == pytest.approx(MAX_TTL_SECONDS, rel=1e-6)
+    db.close()
+
+
+@pytest.mark.parametrize("ttl", [float("nan"), -1, 0, -0.0, float("-inf")])
+def test_ttls_that_are_not_positive_numbers(db: shaledb.DB, ttl: float) -> None:
+    with pytest.raises(InvalidArgumentError, match="positive number of seconds"):
+        db.put("k", "v", ttl=ttl)
+    with pytest.raises(InvalidArgumentError, match="positive number of seconds"):
+        db.batch_put(["k"], ["v"], ttl=ttl)
+
+
+@pytest.mark.parametrize("limit", [10**30, 2**63, 2**64 + 1])
+def test_a_scan_limit_beyond_sys_maxsize_means_all(db: shaledb.DB, limit: int) -> None:
+    db.batch_put(["a", "b"], ["1", "2"])
+    assert list(db.scan(limit=limit)) == [("a", "1"), ("b", "2")]
+    assert list(db.scan(limit=limit, reverse=True)) == [("b", "2"), ("a", "1")]
+
+
+@pytest.mark.parametrize(
+    ("keys", "values"),
+    [(None, ["v"]), (["k"], None), (5, [1]), (["k"], 7), (b"k", [b"v"]), (["k"], "v")],
+)
+def test_batch_put_arguments_that_are_not_lists(db: shaledb.DB, keys: Any, values: Any) -> None:
+    with pytest.raises(InvalidTypeError, match="must be a list of str or bytes") as info:
+        db.batch_put(keys, values)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ShaleDBError)
+    assert contents(db) == []
+
+
+@pytest.mark.parametrize("bad", [[1], [None], [True], [b"ok", 2.5]])
+def test_batch_keys_and_values_of_wrong_types(db: shaledb.DB, bad: list[Any]) -> None:
+    good = ["x"] * len(bad)
+    with pytest.raises(InvalidTypeError, match="key must be str or bytes"):
+        db.batch_put(bad, good)
+    with pytest.raises(InvalidTypeError, match="value must be str or bytes"):
+        db.batch_put(good, bad)
+    assert contents(db) == []
+
+
+def test_any_iterable_of_keys_is_accepted(db: shaledb.DB) -> None:
+    db.batch_put((k for k in ["a", "b"]), ("1", "2"))
+    assert contents(db) == [("a", "1"), ("b", "2")]
+
+
+@pytest.mark.parametrize("key", [True, False, 10**100, 1.5, None])
+def test_keys_that_are_not_str_or_bytes(db: shaledb.DB, key: Any) -> None:
+    for call in (db.put, db.set):
+        with pytest.raises(InvalidTypeError, match="key must be str or bytes"):
+            call(key, "v")
+    for read in (db.get, db.exists, db.delete, db.ttl):
+        with pytest.raises(InvalidTypeError, match="key must be str or bytes"):
+            read(key)
+
+
+def test_a_range_whose_start_is_after_its_end_is_empty(db: shaledb.DB) -> None:
+    db.batch_put(["a", "m", "z"], ["1", "2", "3"])
+    assert db.get_range("z", "a") == []
+    assert list(db.scan(start="z", end="a", reverse=True)) == []
+    assert db.get_range("m", "m") == [("m", "2")]
+
+
+def test_write_batch_tables_are_checked(db: shaledb.DB) -> None:
+    with pytest.raises(InvalidTypeError, match="table must be a shaledb.Table"):
+        db.write_batch().put("k", "v", table="default")  # type: ignore[arg-type]
+    other = shaledb.DB.over(__import__("shaledb.engine.memory", fromlist=["x"]).MemoryEngine())
+    with pytest.raises(InvalidArgumentError, match="another database"):
+        db.write_batch().put("k", "v", table=other.table("default"))
+    other.close()
+    # The database itself stands for its default table.
+    db.write(db.write_batch().put("k", "v", table=db).delete("gone", table=db))
+    assert db.get("k") == "v"
+
+
+def test_dropping_a_namespace_or_table_named_by_a_non_str(db: shaledb.DB) -> None:
+    with pytest.raises(InvalidTypeError, match="namespace name must be a str"):
+        db.drop_namespace(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError, match="table name must be a str"):
+        db.namespace("default").drop_table(5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError, match="namespace name must be a str"):
+        db.table("default", namespace=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", [123, None, 1.5, ["dir"]])
+def test_open_needs_a_path(path: Any) -> None:
+    with pytest.raises(InvalidTypeError, match="data directory must be a str or path-like") as info:
+        shaledb.open(path)
+    assert isinstance(info.value, TypeError)
+
+
+def test_open_takes_a_bytes_or_path_like_directory(tmp_path: Path) -> None:
+    with shaledb.open(os.fsencode(tmp_path / "b")) as db:  # type: ignore[arg-type]
+        assert db.path == str(tmp_path / "b")
+    with shaledb.open(tmp_path / "p") as db:
+        assert db.path == str(tmp_path / "p")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "accepted"),
+    [
+        ("block_cache_bytes", "x", "an integer >= 0"),
+        ("bloom_bits_per_key", 2.5, "an integer >= 0"),
+        ("block_size", "4096", "a positive integer"),
+        ("l0_stop_trigger", None, "a positive integer"),
+        ("memtable_bytes", True, "a positive integer"),
+        ("background_compaction", "no", "True or False"),
+        ("clock", 5, "a callable"),
+    ],
+)
+def test_an_option_of_the_wrong_type_names_the_option_type_and_accepted_values(
+    tmp_path: Path, option: str, value: Any, accepted: str
+) -> None:
+    with pytest.raises(InvalidTypeError) as info:
+        shaledb.open(str(tmp_path / "db"), **{option: value})
+    message = str(info.value)
+    assert f"option {option} must be {accepted}" in message
+    assert type(value).__name__ in message and "not supported" not in message
+    assert not (tmp_path / "db").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("block_cache_bytes", -1), ("block_size", 0), ("max_open_tables", -5)]
+)
+def test_an_option_out_of_range_names_it(tmp_path: Path, option: str, value: int) -> None:
+    with pytest.raises(InvalidArgumentError, match=f"option {option} must be"):
+        shaledb.open(str(tmp_path / "db"), **{option: value})
+
+
+def test_an_unknown_option_is_named_with_the_accepted_ones(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        shaledb.open(str(tmp_path / "db"), block_cache_size=1)
+    message = str(info.value)
+    assert message.startswith("unknown option 'block_cache_size'; accepted options: ")
+    for name in ("block_cache_bytes", "fsync", "memtable_size", "data_dir", "compression"):
+        assert name in message
+    assert "Options.__init__" not in message
+
+
+def test_memtable_size_and_memtable_entries_are_one_option(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        shaledb.open(str(tmp_path / "db"), memtable_size=8, memtable_entries=8)
+
+
+# -- the API layer's shape -------------------------------------------------------------------
+
+
+def test_a_db_is_not_a_table_but_has_the_default_tables_data_methods(db: shaledb.DB) -> None:
+    assert not isinstance(db, shaledb.Table)
+    table = db.default_table
+    assert isinstance(table, shaledb.Table) and repr(table) == "<shaledb.Table default:default>"
+    assert (db.namespace_name, db.name) == ("default", "default")
+    db["k"] = "v"
+    assert table.get("k") == "v" and db.table("default")["k"] == "v"
+    for name in ("put", "set", "update", "delete", "expire", "batch_put", "get", "exists",
+                 "ttl", "get_range", "scan", "keys", "count"):  # fmt: skip
+        db_sig = inspect.signature(getattr(shaledb.DB, name))
+        table_sig = inspect.signature(getattr(shaledb.Table, name))
+        assert db_sig == table_sig, name
