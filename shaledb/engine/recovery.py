@@ -126,7 +126,12 @@ def replay_wals(
     mem = MemTable(0)
     live = sorted(n for n in wal_numbers if n >= state.log_number)
     paths = [filenames.path(directory, filenames.wal_name(n)) for n in live]
-    if state.name and state.log_number and (not live or live[0] != state.log_number):
+    # Checks that need the flushed_seq and the durable-before-edit rule of this version.
+    checked = state.flushed_seq is not None
+    # No WAL at all is a loss only if the manifest says some writes are in none of its
+    # tables (a repaired directory starts without one).
+    unflushed = checked and state.last_seq > (state.flushed_seq or 0)
+    if state.log_number and ((live and live[0] != state.log_number) or (not live and unflushed)):
         missing = filenames.path(directory, filenames.wal_name(state.log_number))
         raise CorruptionError(
             f"{missing}: missing, yet manifest {state.name} names it the oldest live log; "
@@ -135,8 +140,6 @@ def replay_wals(
         )
     sizes = [fs.size(path) for path in paths]
     last_written = max((i for i, size in enumerate(sizes) if size), default=-1)
-    # Checks that need the flushed_seq and the durable-before-edit rule of this version.
-    checked = state.flushed_seq is not None
     expected = (state.flushed_seq or 0) + 1
     last_seq = state.last_seq
     for i, path in enumerate(paths):
