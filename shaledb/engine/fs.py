@@ -48,6 +48,14 @@ class AppendFile:
         except OSError as exc:
             raise _storage_error("fsync", self.path, exc) from exc
 
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (later writes still append at the end)."""
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise _storage_error("truncate", self.path, exc) from exc
+        self.size = min(self.size, size)
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)

@@ -94,20 +94,24 @@ class LSMEngine:
 
     def get(self, key: bytes) -> Found | None:
         writes = self._writes
-        if writes.closed:
-            raise ClosedError("the database is closed")
+        if writes.closed or writes.read_error is not None:
+            self._check_readable()
         return read_path.get(writes.state, key, self.now_ms())
+
+    def _check_readable(self) -> None:
+        if self._writes.closed:
+            raise ClosedError("the database is closed")
+        if self._writes.read_error is not None:
+            raise self._writes.read_error
 
     def scan(
         self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
     ) -> Iterator[Entry]:
-        if self._writes.closed:
-            raise ClosedError("the database is closed")
+        self._check_readable()
         return read_path.scan(self._state, self._writes.lock, lo, hi, reverse, limit, self.now_ms())
 
     def _state(self) -> EngineState:
-        if self._writes.closed:
-            raise ClosedError("the database is closed")
+        self._check_readable()
         return self._writes.state
 
     # -- flush and compaction ------------------------------------------------------------

@@ -12,6 +12,8 @@ runs a thread that syncs once a second; ``never`` leaves it to the OS.
 A failed append or fsync is sticky: the log refuses everything after it, because a
 record written after a partial one would turn a torn tail into mid-log damage, and
 after a failed fsync the kernel may have dropped the dirty pages it could not write.
+In ``always`` mode a failed fsync also cuts the file back to what the last good fsync
+covered: no write past it was acknowledged, so none of them may be replayed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class WriteAheadLog:
         self._fsync = fsync
         self._written = 0  # bytes appended since open, across rotations
         self._synced = 0  # bytes known durable
+        self._synced_file_size = self._file.size  # the same point, in the current file
         self._cond = threading.Condition()
         self._syncing = False
         self._error: StorageError | None = None
@@ -100,17 +103,27 @@ class WriteAheadLog:
                 self._syncing = True
                 target = self._written
                 file = self._file
+                file_size = file.size
                 self._cond.release()
                 try:
                     file.sync()
                 except StorageError as exc:
                     self._error = exc
+                    if self._fsync == "always":
+                        self._drop_unsynced(file)
                 finally:
                     self._cond.acquire()
                     self._syncing = False
                     self._cond.notify_all()
                 if self._error is None:
                     self._synced = max(self._synced, target)
+                    self._synced_file_size = file_size
+
+    def _drop_unsynced(self, file: AppendFile) -> None:
+        try:
+            file.truncate(self._synced_file_size)
+        except StorageError:
+            pass  # the first error is the one reported; recovery may then replay more
 
     def sync(self) -> None:
         """Make everything appended so far durable."""
@@ -138,6 +151,7 @@ class WriteAheadLog:
             self._file = new_file
             self._framer = LogWriter(WAL_BATCH, new_file.size)
             self._synced = self._written
+            self._synced_file_size = new_file.size
             self._cond.notify_all()
 
     def _sync_every_second(self) -> None:

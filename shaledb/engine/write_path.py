@@ -54,6 +54,9 @@ class WritePath:
         self.closed = False
         #: Set when background work failed or a log write failed: writes stop.
         self.error: ShaleDBError | None = None
+        #: Set when an ``always``-mode fsync failed: the memtable may hold writes that
+        #: raised, so reads stop too until the database is reopened.
+        self.read_error: ShaleDBError | None = None
         self._sync_always = options.fsync == "always"
         self._deferred = threading.local()
         bg = options.background_compaction
@@ -120,7 +123,19 @@ class WritePath:
         if getattr(deferred, "depth", 0):
             deferred.position = max(deferred.position, position)
         else:
+            self._sync_to(position)
+
+    def _sync_to(self, position: int) -> None:
+        try:
             self.wal.sync_to(position)
+        except StorageError as exc:
+            if self._sync_always:
+                self.read_error = self.error = StorageError(
+                    f"the write-ahead log could not be made durable ({exc}); writes that "
+                    "raised may be in memory but were never acknowledged, so the database "
+                    "refuses reads and writes until it is reopened"
+                )
+            raise
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:
@@ -137,7 +152,7 @@ class WritePath:
             deferred.depth -= 1
             if deferred.depth == 0 and deferred.position:
                 position, deferred.position = deferred.position, 0
-                self.wal.sync_to(position)
+                self._sync_to(position)
 
     def _make_room(self) -> None:
         """Slow down, then wait, while flushes or level 0 fall behind. Holds the lock."""

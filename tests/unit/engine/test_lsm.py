@@ -463,3 +463,35 @@ def test_deferred_sync_reports_a_failed_fsync(
     finally:
         with contextlib.suppress(StorageError):
             engine.close()
+
+
+def test_a_write_whose_fsync_failed_is_neither_visible_nor_replayed(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = LSMEngine(str(data_dir), Options(fsync="always"))
+    try:
+        engine.write([(0, b"a", 0, b"1")])
+
+        def failing(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fdatasync", failing)
+        with pytest.raises(StorageError, match="fsync"):
+            engine.write([(0, b"b", 0, b"2")])
+        monkeypatch.undo()
+        # The write raised: no read may return it, and no later write is accepted.
+        with pytest.raises(StorageError, match="reopened"):
+            engine.get(b"b")
+        with pytest.raises(StorageError):
+            list(engine.scan(b"", None))
+        with pytest.raises(StorageError):
+            engine.write([(0, b"c", 0, b"3")])
+    finally:
+        with contextlib.suppress(StorageError):
+            engine.close()
+    engine = LSMEngine(str(data_dir), Options())
+    try:
+        assert engine.get(b"a") == (0, 0, b"1")
+        assert engine.get(b"b") is None and engine.get(b"c") is None
+    finally:
+        engine.close()
