@@ -98,6 +98,16 @@ class DirectoryLock:
             os.close(self.fd)
             self.fd = -1
 
+    def still_held(self) -> bool:
+        """Whether ``path`` is still the file this lock holds (not deleted or replaced,
+        which would let another process lock a new file of the same name)."""
+        try:
+            held = os.fstat(self.fd)
+            named = os.stat(self.path)
+        except OSError:
+            return False
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
 
 class FileSystem:
     """The real file system. Subclass and override to inject faults in tests."""

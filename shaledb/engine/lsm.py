@@ -18,23 +18,26 @@ Implements :class:`shaledb.engine.base.Engine`; its durability rule holds.
 from __future__ import annotations
 
 import threading
+import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 from shaledb.engine import compaction as compactions
 from shaledb.engine import filenames, read_path, recovery
 from shaledb.engine.base import Entry, Found, Op
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.flush import flush_immutable
-from shaledb.engine.fs import FileSystem
+from shaledb.engine.fs import DirectoryLock, FileSystem
+from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
 from shaledb.engine.table_cache import TableCache
 from shaledb.engine.table_writer import TableWriter
 from shaledb.engine.version_edit import VersionEdit
 from shaledb.engine.version_set import VersionSet
 from shaledb.engine.write_path import WritePath
-from shaledb.errors import ClosedError, ShaleDBError
+from shaledb.errors import ClosedError, LockedError, ShaleDBError
 from shaledb.options import Options
 
 
@@ -49,7 +52,6 @@ class LSMEngine:
         self._fs = fs or FileSystem()
         self._fs.make_dirs(directory)
         self._dir_lock = self._fs.lock(filenames.path(directory, filenames.LOCK))
-        self._closing = False
         self._compaction_lock = threading.Lock()
         self._drop_filter: Callable[[bytes], bool] = lambda key: False
         self._cache = BlockCache(self.options.block_cache_bytes)
@@ -68,10 +70,17 @@ class LSMEngine:
             raise
         self._writes = WritePath(directory, self.options, self._versions, wal, mem)
         self._versions.sync_log = self._writes.sync_log
-        self._bg_thread = threading.Thread(
-            target=self._background, name="shaledb-background", daemon=True
+        thread = threading.Thread(
+            target=_background,
+            args=(weakref.ref(self), self._writes),
+            name="shaledb-background",
+            daemon=True,
         )
-        self._bg_thread.start()
+        self._parts = _Parts(directory, self._writes, self._versions, self._dir_lock, thread)
+        # A handle dropped without close() still releases its directory, with a
+        # ResourceWarning, as an unclosed file does.
+        self._finalizer = weakref.finalize(self, _shut_down, self._parts, True)
+        thread.start()
 
     @property
     def closed(self) -> bool:
@@ -128,35 +137,36 @@ class LSMEngine:
             if chosen is not None:
                 self._run_compaction(chosen, allow_move=False)
 
-    def _compaction_due(self) -> bool:
-        return (
-            self.options.background_compaction
-            and compactions.pick(self._versions.current, self.options) is not None
-        )
+    def _next_job(self) -> MemTable | compactions.Compaction | None:
+        """The oldest immutable memtable, else a compaction that is due, else None."""
+        imms = self._writes.state.imms
+        if imms:
+            return imms[-1]
+        if self.options.background_compaction:
+            return compactions.pick(self._versions.current, self.options)
+        return None
 
-    def _background(self) -> None:
-        writes = self._writes
-        while True:
-            with writes.cond:
-                while not self._closing and not writes.state.imms and not self._compaction_due():
-                    writes.cond.wait()
-                if self._closing:
-                    return
-                imms = writes.state.imms
-                imm = imms[-1] if imms else None
-            try:
-                if imm is not None:
-                    flush_immutable(
-                        imm, self._fs, self.directory, self._tables, self._versions, writes
-                    )
-                else:
-                    with self._compaction_lock:
-                        chosen = compactions.pick(self._versions.current, self.options)
-                        if chosen is not None:
-                            self._run_compaction(chosen, allow_move=True)
-            except ShaleDBError as exc:
-                writes.stop(exc)
-                return
+    def _run_job(self, job: MemTable | compactions.Compaction) -> None:
+        if isinstance(job, MemTable):
+            flush_immutable(
+                job, self._fs, self.directory, self._tables, self._versions, self._writes
+            )
+            return
+        with self._compaction_lock:
+            # Picked again under the lock: a manual compaction may have run meanwhile.
+            chosen = compactions.pick(self._versions.current, self.options)
+            if chosen is not None:
+                self._run_compaction(chosen, allow_move=True)
+
+    def _check_lock(self) -> None:
+        if not self._dir_lock.still_held():
+            self._writes.stop(
+                LockedError(
+                    f"{self._dir_lock.path} was deleted or replaced while the database was "
+                    "open, so another process may have opened it too; writes stopped to "
+                    "protect the data (close this handle and reopen)"
+                )
+            )
 
     def _run_compaction(self, chosen: compactions.Compaction, allow_move: bool) -> None:
         move = compactions.trivial_move(chosen) if allow_move else None
@@ -172,7 +182,7 @@ class LSMEngine:
         for _, f in chosen.input_files():
             self._cache.forget_table(f.number)
             self._table_cache.forget(f.number)
-            self._fs.remove(f.table.path)
+            f.table.delete_when_unused(self._fs)
 
     # -- catalog, stats, lifecycle -------------------------------------------------------
 
@@ -231,17 +241,74 @@ class LSMEngine:
         }
 
     def close(self) -> None:
-        writes = self._writes
+        """Stop background work, make the log durable and release the directory."""
+        if self._finalizer.detach() is not None:
+            _shut_down(self._parts, warn=False)
+
+
+class _Parts(NamedTuple):
+    """What shutting an engine down needs, without the engine itself: the finalizer
+    and the background thread hold this, so that a dropped engine can be collected."""
+
+    directory: str
+    writes: WritePath
+    versions: VersionSet
+    dir_lock: DirectoryLock
+    thread: threading.Thread
+
+
+def _shut_down(parts: _Parts, warn: bool) -> None:
+    writes = parts.writes
+    if warn:
+        warnings.warn(
+            f"shaledb database {parts.directory} was not closed; closing it now",
+            ResourceWarning,
+            stacklevel=2,
+        )
+    with writes.cond:
+        if writes.closed:
+            return
+        writes.closing = True
+        writes.cond.notify_all()
+    if threading.current_thread() is not parts.thread:
+        parts.thread.join()
+    with writes.lock:
+        writes.closed = True
+        try:
+            writes.wal.close()
+            parts.versions.close()
+        finally:
+            parts.dir_lock.release()
+
+
+#: Seconds the background thread sleeps when idle before it checks the LOCK file.
+_IDLE_WAKE = 1.0
+
+
+def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath) -> None:
+    """Flush and compact while the engine lives. Holds the engine only while working."""
+    while True:
         with writes.cond:
-            if writes.closed:
+            engine = engine_ref()
+            if writes.closing or engine is None:
                 return
-            self._closing = True
-            writes.cond.notify_all()
-        self._bg_thread.join()
-        with writes.lock:
-            writes.closed = True
-            try:
-                writes.wal.close()
-                self._versions.close()
-            finally:
-                self._dir_lock.release()
+            job = engine._next_job()
+            if job is None:
+                engine = None
+                writes.cond.wait(_IDLE_WAKE)
+        if job is None:
+            engine = engine_ref()
+            if engine is not None:
+                engine._check_lock()  # outside the lock: stopping takes it
+            engine = None
+            continue
+        assert engine is not None  # held since the job was picked
+        try:
+            engine._run_job(job)
+        except ShaleDBError as exc:
+            writes.stop(exc)
+            return
+        finally:
+            # Drop the references now: they keep the engine and the job's input tables
+            # (whose files are deleted when unused) alive.
+            engine = job = None

@@ -18,6 +18,7 @@ covered: no write past it was acknowledged, so none of them may be replayed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -120,10 +121,10 @@ class WriteAheadLog:
                     self._synced_file_size = file_size
 
     def _drop_unsynced(self, file: AppendFile) -> None:
-        try:
+        # The fsync error is the one reported; if the cut fails too, recovery may replay
+        # writes that raised, which is all a failing disk leaves us.
+        with contextlib.suppress(StorageError):
             file.truncate(self._synced_file_size)
-        except StorageError:
-            pass  # the first error is the one reported; recovery may then replay more
 
     def sync(self) -> None:
         """Make everything appended so far durable."""

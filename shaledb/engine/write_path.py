@@ -52,6 +52,8 @@ class WritePath:
         self.cond = threading.Condition(self.lock)
         self.state = EngineState(mem, (), versions.current)
         self.closed = False
+        #: Set when shutdown begins: the background thread stops.
+        self.closing = False
         #: Set when background work failed or a log write failed: writes stop.
         self.error: ShaleDBError | None = None
         #: Set when an ``always``-mode fsync failed: the memtable may hold writes that

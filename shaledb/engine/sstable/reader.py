@@ -7,6 +7,7 @@ come through the shared block cache. Damage anywhere raises
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -69,6 +70,15 @@ class SSTable:
         elif self._open_tables is not None:
             self._open_tables.touch(self)
         return loaded
+
+    def delete_when_unused(self, fs: FileSystem) -> None:
+        """Remove the file once no reader holds this table any more.
+
+        A compaction's inputs leave the version at once, but a scan or a get that took
+        the old state may still read them; the file goes with the last reference
+        (reference counting, as versions are in LevelDB), never under a reader.
+        """
+        weakref.finalize(self, fs.remove, self.path)
 
     def unload(self) -> None:
         """Drop the index, filter and file (closed once no reader holds them)."""

@@ -11,6 +11,7 @@ import contextlib
 import os
 import random
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -493,5 +494,75 @@ def test_a_write_whose_fsync_failed_is_neither_visible_nor_replayed(
     try:
         assert engine.get(b"a") == (0, 0, b"1")
         assert engine.get(b"b") is None and engine.get(b"c") is None
+    finally:
+        engine.close()
+
+
+def test_a_dropped_handle_releases_its_directory(data_dir: Path) -> None:
+    import gc
+    import warnings
+
+    engine = LSMEngine(str(data_dir), Options(fsync="never"))
+    engine.put(0, b"k", b"v")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del engine
+        gc.collect()
+    assert any(issubclass(w.category, ResourceWarning) for w in caught)
+    engine = LSMEngine(str(data_dir), Options())  # not LockedError naming our own pid
+    try:
+        assert engine.get(b"k") == (0, 0, b"v")
+    finally:
+        engine.close()
+
+
+def test_a_deleted_lock_file_stops_writes(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shaledb.engine import lsm as lsm_module
+    from shaledb.errors import LockedError
+
+    monkeypatch.setattr(lsm_module, "_IDLE_WAKE", 0.05)
+    engine = LSMEngine(str(data_dir), Options())
+    try:
+        engine.put(0, b"a", b"1")
+        (data_dir / "LOCK").unlink()  # what lets a second process lock a new LOCK file
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                engine.put(0, b"b", b"2")
+            except StorageError as exc:
+                assert "LOCK" in str(exc)
+                break
+            except LockedError as exc:
+                assert "LOCK" in str(exc)
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("writes went on after the LOCK file was deleted")
+        assert engine.get(b"a") == (0, 0, b"1")  # reads still work
+    finally:
+        engine.close()
+
+
+def test_reads_during_compaction_outlive_table_cache_evictions(data_dir: Path) -> None:
+    opts = Options(
+        memtable_entries=20,
+        max_open_tables=2,
+        background_compaction=False,
+        target_file_bytes=1024,
+        block_size=256,
+    )
+    engine = LSMEngine(str(data_dir), opts)
+    try:
+        for i in range(400):
+            engine.put(0, b"k%04d" % i, b"v%d" % i)
+        engine.flush()
+        scan = engine.scan(b"", None, limit=10)  # a snapshot of the old tables
+        first = next(scan)
+        engine.compact()  # deletes every input, while the scan may still need them
+        rest = list(scan)
+        assert [first, *rest][:10] == [(b"k%04d" % i, 0, 0, b"v%d" % i) for i in range(10)]
+        long_scan = engine.scan(b"", None)
+        engine.compact()
+        assert len(list(long_scan)) == 400
     finally:
         engine.close()
