@@ -62,7 +62,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     default=MAX_LINE_BYTES,
     show_default=True,
     type=click.IntRange(min=1024),
-    help="Longest request accepted: a JSON line, or a RESP frame (at least 16 MiB).",
+    help="Longest request accepted: a JSON line, or a RESP command frame.",
 )
 @click.option(
     "--workers",

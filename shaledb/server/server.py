@@ -36,7 +36,6 @@ from shaledb.server import json_protocol
 from shaledb.server.commands import Commands, Session
 from shaledb.server.metrics import CONTENT_TYPE, Metrics, render
 from shaledb.server.resp_connection import Dispatcher, InputBudget, RespConnection
-from shaledb.server.resp_protocol import MAX_FRAME_BYTES
 from shaledb.server.resp_session import RespConfig, RespState
 
 log = logging.getLogger("shaledb.server")
@@ -108,7 +107,7 @@ class Server:
             db,
             config.password,
             RespConfig(
-                max_frame_bytes=max(config.max_line_bytes, MAX_FRAME_BYTES),
+                max_frame_bytes=config.max_line_bytes,
                 unauthenticated_frame_bytes=config.unauthenticated_request_bytes,
                 pubsub_buffer_bytes=config.pubsub_buffer_bytes,
                 idle_timeout=config.idle_timeout,
