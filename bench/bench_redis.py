@@ -73,10 +73,22 @@ def start_shaledb(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shaledb.cli.main", "serve", "--port", str(port),
-         "--data-dir", os.path.join(workdir, "shaledb"), "--fsync", "everysec",
-         "--log-level", "warning"],
-        env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "shaledb.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            os.path.join(workdir, "shaledb"),
+            "--fsync",
+            "everysec",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
     )
     wait_ready(port, proc)
     return proc, port
@@ -87,9 +99,25 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     data = os.path.join(workdir, "redis")
     os.makedirs(data)
     proc = subprocess.Popen(
-        [program("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", data,
-         "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-         "--daemonize", "no", "--loglevel", "warning"],
+        [
+            program("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            data,
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     wait_ready(port, proc)
@@ -98,9 +126,24 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
 
 def run_benchmark(port: int, requests: int, pipeline: int) -> dict[str, float]:
     done = subprocess.run(
-        [program("redis-benchmark"), "-p", str(port), "-t", "set,get,incr,mset",
-         "-n", str(requests), "-c", "50", "-P", str(pipeline), "--csv"],
-        capture_output=True, text=True, check=True, timeout=3600,
+        [
+            program("redis-benchmark"),
+            "-p",
+            str(port),
+            "-t",
+            "set,get,incr,mset",
+            "-n",
+            str(requests),
+            "-c",
+            "50",
+            "-P",
+            str(pipeline),
+            "--csv",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
     )
     rates: dict[str, float] = {}
     for row in csv.reader(io.StringIO(done.stdout)):
@@ -129,8 +172,9 @@ def render(results: dict[tuple[str, int], dict[str, float]], requests: int) -> s
         "(LSM, `--fsync everysec`) and against Debian's `redis-server` {v} started in the same "
         "run (`appendonly yes`, `appendfsync everysec`, no RDB snapshots: both log every write "
         "and fsync the log once a second). Both on loopback, on the same {cpus} cores as the "
-        "benchmark client.".format(n=f"{requests:,}", v=version.replace("v=", ""),
-                                   cpus=os.cpu_count()),
+        "benchmark client.".format(
+            n=f"{requests:,}", v=version.replace("v=", ""), cpus=os.cpu_count()
+        ),
         "",
         f"- Command: `python bench/bench_redis.py --requests {requests} "
         "--output docs/benchmarks.md`",

@@ -67,6 +67,8 @@ def test_password(tmp_path_factory: pytest.TempPathFactory) -> None:
     try:
         assert "NOAUTH" in cli(proc, "GET", "k")
         assert cli(proc, "-a", "pw", "--no-auth-warning", "SET", "k", "v") == "OK\n"
-        assert cli(proc, "--user", "default", "--pass", "pw", "--no-auth-warning", "GET", "k") == "v\n"
+        assert (
+            cli(proc, "--user", "default", "--pass", "pw", "--no-auth-warning", "GET", "k") == "v\n"
+        )
     finally:
         proc.stop()

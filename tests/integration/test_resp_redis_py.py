@@ -131,7 +131,9 @@ def test_keys_scan_and_types(r: redis.Redis) -> None:
     names = {f"{prefix}:{i:04d}".encode() for i in range(500)}
     r.mset({name: b"x" for name in names})
     assert set(r.scan_iter(match=f"{prefix}:*", count=37)) == names
-    assert set(r.keys(f"{prefix}:00*")) == {n for n in names if n.startswith(f"{prefix}:00".encode())}
+    assert set(r.keys(f"{prefix}:00*")) == {
+        n for n in names if n.startswith(f"{prefix}:00".encode())
+    }
     assert r.type(f"{prefix}:0001") == b"string"
     assert r.type(f"{prefix}:none") == b"none"
     assert r.object("encoding", f"{prefix}:0001") in (b"embstr", "embstr")
@@ -157,7 +159,9 @@ def test_rename_and_copy(r: redis.Redis) -> None:
 
 
 def test_errors_in_redis_forms(r: redis.Redis) -> None:
-    with pytest.raises(redis.ResponseError, match="unknown command 'FROB', with args beginning with: 'x'"):
+    with pytest.raises(
+        redis.ResponseError, match="unknown command 'FROB', with args beginning with: 'x'"
+    ):
         r.execute_command("FROB", "x")
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get' command"):
         r.execute_command("GET")
@@ -200,7 +204,9 @@ def test_transaction_errors(r: redis.Redis) -> None:
         r.execute_command("EXEC")
 
 
-def test_watch_aborts_on_change_from_another_connection(r: redis.Redis, server: ServerProcess) -> None:
+def test_watch_aborts_on_change_from_another_connection(
+    r: redis.Redis, server: ServerProcess
+) -> None:
     k = key(r, "watch")
     r.set(k, "0")
     other = redis.Redis(port=server.port, protocol=2)
@@ -293,7 +299,9 @@ def test_pubsub(r: redis.Redis, server: ServerProcess) -> None:
     publisher.close()
 
 
-def test_select_tables_and_cross_protocol(r: redis.Redis, server: ServerProcess, tmp_path: Any) -> None:
+def test_select_tables_and_cross_protocol(
+    r: redis.Redis, server: ServerProcess, tmp_path: Any
+) -> None:
     k = key(r, "cross")
     r.set(k, "from resp")
     link = Link(server.port)
@@ -308,9 +316,10 @@ def test_select_tables_and_cross_protocol(r: redis.Redis, server: ServerProcess,
     link.call({"command": "create_table", "namespace": "app", "table": f"t{k[-1]}"})
     r.execute_command("SELECT", f"app:t{k[-1]}")
     r.set(k, "in app")
-    assert link.call({"command": "get", "key": k, "namespace": "app", "table": f"t{k[-1]}"})[
-        "value"
-    ] == "in app"
+    assert (
+        link.call({"command": "get", "key": k, "namespace": "app", "table": f"t{k[-1]}"})["value"]
+        == "in app"
+    )
     with pytest.raises(redis.ResponseError, match="does not exist"):
         r.execute_command("SELECT", "app:missing")
     r.execute_command("SELECT", "0")

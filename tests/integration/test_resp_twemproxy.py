@@ -59,8 +59,19 @@ def test_three_nodes_behind_twemproxy(tmp_path: Path) -> None:
         )
         log = tmp_path / "nutcracker.log"
         proxy = subprocess.Popen(
-            [nutcracker, "-c", str(conf), "-o", str(log), "-s", str(stats_port),
-             "-a", "127.0.0.1", "-p", str(tmp_path / "nutcracker.pid")],
+            [
+                nutcracker,
+                "-c",
+                str(conf),
+                "-o",
+                str(log),
+                "-s",
+                str(stats_port),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(tmp_path / "nutcracker.pid"),
+            ],
         )
         _wait_port(proxy_port, proxy, log)
         client = redis.Redis(port=proxy_port, protocol=2, lib_name=None, lib_version=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -30,7 +31,9 @@ def link(server: ServerProcess) -> Iterator[RespLink]:
 
 
 def test_framing_error_answers_and_closes_after_earlier_replies(link: RespLink) -> None:
-    link.send_raw(encode_command("SET", "fr:k", "v") + encode_command("GET", "fr:k") + b"*1\r\n:x\r\n")
+    link.send_raw(
+        encode_command("SET", "fr:k", "v") + encode_command("GET", "fr:k") + b"*1\r\n:x\r\n"
+    )
     data = link.read_all()
     assert data == b"+OK\r\n$1\r\nv\r\n-ERR Protocol error: expected '$', got ':'\r\n"
 
@@ -65,10 +68,8 @@ def test_oversized_frame_is_refused_and_the_server_goes_on(server: ServerProcess
 
 def test_unterminated_inline_line_is_bounded(server: ServerProcess) -> None:
     link = RespLink(server.port)
-    try:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         link.send_raw(b"GET " + b"k" * 200_000)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
     assert b"too big inline request" in link.read_all()
     link.close()
 
@@ -124,7 +125,9 @@ def test_resp2_subscribed_mode_limits_commands(link: RespLink, server: ServerPro
     assert link.call("PING") == "PONG"
 
 
-def test_resp3_push_frames_and_commands_while_subscribed(link: RespLink, server: ServerProcess) -> None:
+def test_resp3_push_frames_and_commands_while_subscribed(
+    link: RespLink, server: ServerProcess
+) -> None:
     link.call("HELLO", "3")
     assert link.call("SUBSCRIBE", "ch3") == Push([b"subscribe", b"ch3", 1])
     assert link.call("SET", "sub3:k", "v") == "OK"
@@ -188,7 +191,9 @@ def test_quit_and_reset(link: RespLink) -> None:
 # -- memory bounds and timeouts ---------------------------------------------------------------
 
 
-def test_unauthenticated_connections_get_small_frames(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_unauthenticated_connections_get_small_frames(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     proc = start_server(tmp_path_factory, "--password", "pw")
     try:
         link = RespLink(proc.port)
@@ -197,10 +202,8 @@ def test_unauthenticated_connections_get_small_frames(tmp_path_factory: pytest.T
         assert b"longer than 16384 bytes" in link.read_all()
         link.close()
         json_link = Link(proc.port)
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             json_link.send(b'{"command": "ping", "message": "' + b"x" * 100_000 + b'"}\n')
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         assert json_link.recv()["code"] == "protocol"
         json_link.close()
         ok = RespLink(proc.port)
