@@ -7,7 +7,8 @@ server has seen its first bytes. It parses what arrives
 during one loop iteration and runs them all as one job on the worker pool, in order
 per connection, then writes each connection's replies. One job for many
 connections is what makes unpipelined clients fast: the hop to a worker thread and
-back costs as much as a GET, and is paid once per batch, not once per command.
+back costs as much as a GET, and is paid once per batch, not once per command. One
+such shared job runs at a time; the commands arriving meanwhile make the next one.
 Commands that may take long (:data:`SOLO_COMMANDS`) get a job of their own, so they
 do not hold up other connections.
 
@@ -89,10 +90,14 @@ class Dispatcher:
         self._ready: list[RespConnection] = []
         self._scheduled = False
         self.jobs_in_flight = 0
+        # At most one shared job runs at a time: commands that arrive meanwhile wait
+        # and go together in the next one. More would only fight over the GIL and the
+        # keyspace write lock (measured: INCR at 50 clients ran at half the rate).
+        self._shared_running = 0
 
     def submit(self, conn: RespConnection) -> None:
         self._ready.append(conn)
-        if not self._scheduled:
+        if not self._scheduled and not self._shared_running:
             self._scheduled = True
             self.loop.call_soon(self._flush)
 
@@ -103,21 +108,26 @@ class Dispatcher:
         for conn in ready:
             work = (conn, conn.take())
             if any(words[0].lower() in SOLO_COMMANDS for words in work[1]):
-                self._start([work])
+                self._start([work], shared=False)
             else:
                 shared.append(work)
         if shared:
-            self._start(shared)
+            self._start(shared, shared=True)
 
-    def _start(self, work: list[tuple[RespConnection, list[list[bytes]]]]) -> None:
+    def _start(self, work: list[tuple[RespConnection, list[list[bytes]]]], shared: bool) -> None:
         self.jobs_in_flight += 1
+        self._shared_running += shared
         future = self.loop.run_in_executor(self.pool, run_job, self.db, work)
-        future.add_done_callback(lambda f: self._done(work, f))
+        future.add_done_callback(lambda f: self._done(work, f, shared))
 
     def _done(
-        self, work: list[tuple[RespConnection, list[list[bytes]]]], future: asyncio.Future[Any]
+        self,
+        work: list[tuple[RespConnection, list[list[bytes]]]],
+        future: asyncio.Future[Any],
+        shared: bool,
     ) -> None:
         self.jobs_in_flight -= 1
+        self._shared_running -= shared
         try:
             replies: list[bytes] = future.result()
         except BaseException as exc:  # the pool is shutting down, or a bug
@@ -125,6 +135,9 @@ class Dispatcher:
             replies = [encode(ErrorReply(f"ERR server error: {exc}")) * len(c) for _, c in work]
         for (conn, _), reply in zip(work, replies):
             conn.finished(reply)
+        if self._ready and not self._scheduled and not self._shared_running:
+            self._scheduled = True
+            self.loop.call_soon(self._flush)
 
 
 def run_job(db: DB, work: list[tuple[RespConnection, list[list[bytes]]]]) -> list[bytes]:
