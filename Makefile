@@ -7,7 +7,12 @@ STAMP  := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run test lint bench bench-quick bench-scale bench-network clean
+.PHONY: run test test-programs lint bench bench-quick bench-scale bench-network bench-redis clean
+
+# Debian packages the RESP tests and bench-redis run (redis-cli, redis-server,
+# redis-benchmark, nutcracker): installed with apt-get only when a program is missing,
+# through sudo only when not root. A failed install leaves the tests to skip loudly.
+REDIS_PACKAGES := redis-tools redis-server nutcracker
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +23,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/shaledb shell --data-dir ./data
 
-test: $(STAMP)
+test-programs:
+	@missing=""; \
+	for prog in redis-cli redis-server redis-benchmark nutcracker; do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$prog >/dev/null 2>&1 || missing="$$missing $$prog"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(REDIS_PACKAGES) (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  { $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	    $$sudo apt-get install -y -q --no-install-recommends $(REDIS_PACKAGES); } \
+	    || echo "WARNING: could not install $(REDIS_PACKAGES); their tests will be skipped"; \
+	fi
+
+test: $(STAMP) test-programs
 	$(PY) -m pytest -m "not slow" -q
 
 $(BENCH_STAMP): $(STAMP) bench/requirements.txt
@@ -41,6 +59,10 @@ bench-scale: $(BENCH_STAMP)
 # The server over the JSON-lines protocol, 1 and 50 clients, with and without pipelining.
 bench-network: $(STAMP)
 	$(PY) bench/bench_network.py --fsync everysec,always --output docs/benchmarks.md
+
+# redis-benchmark against ShaleDB and against redis-server, in one run.
+bench-redis: $(STAMP) test-programs
+	$(PY) bench/bench_redis.py --output docs/benchmarks.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shaledb tests bench

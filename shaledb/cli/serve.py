@@ -62,7 +62,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     default=MAX_LINE_BYTES,
     show_default=True,
     type=click.IntRange(min=1024),
-    help="Longest request line accepted.",
+    help="Longest request accepted: a JSON line, or a RESP command frame.",
 )
 @click.option(
     "--workers",
@@ -76,6 +76,29 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     type=click.IntRange(0, 65535),
     default=None,
     help="Serve Prometheus metrics over HTTP on this port (path /metrics).",
+)
+@click.option(
+    "--max-buffer-bytes",
+    default=256 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=64 * 1024),
+    help="Request bytes (unfinished requests and queued commands) held by all "
+    "connections together; a connection that would pass it is closed with an error.",
+)
+@click.option(
+    "--idle-timeout",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Close a connection after this many seconds without a request (0: never; "
+    "pub/sub subscribers are exempt).",
+)
+@click.option(
+    "--pubsub-buffer-bytes",
+    default=32 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Disconnect a pub/sub subscriber whose unread messages pass this many bytes.",
 )
 @click.option("--log-level", type=click.Choice(_LOG_LEVELS), default="info", show_default=True)
 @click.option(
@@ -95,10 +118,13 @@ def serve(
     max_request_bytes: int,
     workers: int,
     metrics_port: int | None,
+    max_buffer_bytes: int,
+    idle_timeout: float,
+    pubsub_buffer_bytes: int,
     log_level: str,
     in_memory: bool,
 ) -> None:
-    """Serve a database over TCP: JSON lines, one request per line.
+    """Serve a database over TCP: JSON lines and the Redis protocol on one port.
 
     SIGTERM or SIGINT stops it cleanly: requests in flight finish, the log is made
     durable, and the exit status is 0.
@@ -130,6 +156,9 @@ def serve(
         max_line_bytes=max_request_bytes,
         workers=workers,
         metrics_port=metrics_port,
+        max_buffer_bytes=max_buffer_bytes,
+        idle_timeout=idle_timeout,
+        pubsub_buffer_bytes=pubsub_buffer_bytes,
     )
     try:
         run(db, config)
