@@ -136,7 +136,7 @@ class RespState:
     def table(self, namespace: str, name: str) -> Table:
         """A table handle (cached). Raises NotFoundError when it does not exist."""
         if (namespace, name) == (DEFAULT_NAMESPACE, DEFAULT_TABLE):
-            return self.db
+            return self.db.default_table
         handle = self._tables.get((namespace, name))
         if handle is None:
             handle = self.db.table(name, namespace=namespace)
@@ -146,7 +146,7 @@ class RespState:
     def numbered_table(self, index: int) -> Table:
         """Database ``index`` of SELECT: 0 is the default table, n is ``default:dbN``."""
         if index == 0:
-            return self.db
+            return self.db.default_table
         name = f"db{index}"
         try:
             return self.table(DEFAULT_NAMESPACE, name)
@@ -182,7 +182,7 @@ class RespSession:
         self.lib_ver = b""
         self.protocol = RESP2
         self.authenticated = state.password is None
-        self.table: Table = state.db
+        self.table: Table = state.db.default_table
         self.db_label = "0"
         self.store: DirectStore | BatchStore = state.direct
         # MULTI: the queued commands, and whether queueing one failed.
@@ -279,7 +279,7 @@ class RespSession:
         self.state.broker.unsubscribe_all(self)
         self.protocol = RESP2
         self.name = b""
-        self.table = self.state.db
+        self.table = self.state.db.default_table
         self.db_label = "0"
         self.authenticated = self.state.password is None
 
