@@ -18,7 +18,7 @@ from typing import Any
 
 from shaledb.engine import filenames
 from shaledb.engine.fs import AppendFile, FileSystem
-from shaledb.engine.record_log import HEADER_SIZE, MANIFEST_EDIT, LogWriter, read_records
+from shaledb.engine.record_log import MANIFEST_EDIT, LogWriter, read_records
 from shaledb.engine.version_edit import TableFile, VersionEdit
 from shaledb.errors import CorruptionError
 
@@ -80,14 +80,12 @@ def read_manifest(fs: FileSystem, directory: str, name: str) -> ManifestState:
         CorruptionError: the manifest is damaged (other than a torn last edit) or empty.
     """
     path = filenames.path(directory, name)
-    records, _ = read_records(fs.read_all(path), path, tail_may_be_torn=True)
+    records, _ = read_records(fs.read_all(path), path, tail_may_be_torn=True, kind=MANIFEST_EDIT)
     if not records:
         raise CorruptionError(f"{path}: holds no edit", path, 0)
     state = ManifestState(name=name)
-    offset = 0
-    for _, payload in records:
-        state.apply(VersionEdit.decode(payload, path, offset))
-        offset += len(payload) + HEADER_SIZE
+    for record in records:
+        state.apply(VersionEdit.decode(record.payload, path, record.offset))
     return state
 
 

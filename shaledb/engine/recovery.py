@@ -14,7 +14,7 @@ from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import ManifestState, current_name, read_manifest
 from shaledb.engine.memtable import MemTable
-from shaledb.engine.record_log import HEADER_SIZE, read_records
+from shaledb.engine.record_log import WAL_BATCH, read_records
 from shaledb.engine.table_writer import TableWriter
 from shaledb.engine.version_set import VersionSet
 from shaledb.engine.wal import WriteAheadLog
@@ -115,14 +115,14 @@ def replay_wals(
         path = filenames.path(directory, filenames.wal_name(number))
         data = fs.read_all(path)
         # Older logs were fsynced when they were rotated out: only the newest may be torn.
-        records, _ = read_records(data, path, tail_may_be_torn=(i == len(live_wals) - 1))
-        offset = 0
-        for _, payload in records:
-            seq, ops = decode_batch(payload, path, offset)
+        records, _ = read_records(
+            data, path, tail_may_be_torn=(i == len(live_wals) - 1), kind=WAL_BATCH
+        )
+        for record in records:
+            seq, ops = decode_batch(record.payload, path, record.offset)
             for flags, key, expire_ms, value in ops:
                 mem.put(key, flags, expire_ms, value)
             last_seq = max(last_seq, seq + len(ops) - 1)
-            offset += len(payload) + HEADER_SIZE
     mem.last_seq = last_seq
     return mem, last_seq
 

@@ -78,7 +78,7 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         path = filenames.path(directory, filenames.wal_name(number))
         wal_records, damage = salvage_records(fs.read_all(path))
         report.lost.extend(f"{path}: damaged record at offset {off} dropped" for off in damage)
-        for record_type, payload in wal_records:
+        for _off, record_type, payload in wal_records:
             if record_type != WAL_BATCH:
                 continue
             try:
