@@ -14,7 +14,7 @@ from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.sstable.builder import SSTableBuilder
-from shaledb.engine.sstable.format import UNKNOWN_SEQS
+from shaledb.engine.sstable.format import UNKNOWN_LEVEL, UNKNOWN_SEQS
 from shaledb.engine.version import FileMeta
 from shaledb.engine.version_set import VersionSet
 from shaledb.options import Options
@@ -36,9 +36,11 @@ class TableWriter:
         #: flushed oldest first, so the next one's writes are numbered above it.
         self.flushed_seq = 0
 
-    def new(self, seq_range: tuple[int, int] = UNKNOWN_SEQS) -> SSTableBuilder:
+    def new(
+        self, seq_range: tuple[int, int] = UNKNOWN_SEQS, level: int = UNKNOWN_LEVEL
+    ) -> SSTableBuilder:
         """A builder for a table under a new file number, holding writes numbered in
-        ``seq_range`` (recorded in its footer)."""
+        ``seq_range``, for ``level`` (both recorded in its footer)."""
         number = self._versions.new_file_number()
         opts = self._options
         return SSTableBuilder(
@@ -49,6 +51,7 @@ class TableWriter:
             opts.compression,
             number,
             seq_range,
+            level,
         )
 
     def finish(self, builder: SSTableBuilder, purpose: str) -> FileMeta:
@@ -61,7 +64,11 @@ class TableWriter:
 
     @contextlib.contextmanager
     def outputs(
-        self, finished: list[FileMeta], purpose: str, seq_range: tuple[int, int] = UNKNOWN_SEQS
+        self,
+        finished: list[FileMeta],
+        purpose: str,
+        seq_range: tuple[int, int] = UNKNOWN_SEQS,
+        level: int = UNKNOWN_LEVEL,
     ) -> Iterator[Callable[[], SSTableBuilder]]:
         """A block that makes tables: it yields :meth:`new`; the caller appends each
         finished table to ``finished``. On leaving normally the directory is fsynced;
@@ -69,7 +76,7 @@ class TableWriter:
         started: list[SSTableBuilder] = []
 
         def new() -> SSTableBuilder:
-            builder = self.new(seq_range)
+            builder = self.new(seq_range, level)
             started.append(builder)
             return builder
 
@@ -90,7 +97,7 @@ class TableWriter:
         if not len(mem):
             return None
         finished: list[FileMeta] = []
-        with self.outputs(finished, "flush", seq_range) as new:
+        with self.outputs(finished, "flush", seq_range, 0) as new:
             builder = new()
             builder.add_columns(*mem.columns())
             finished.append(self.finish(builder, "flush"))

@@ -129,7 +129,7 @@ def run(
     files = compaction.input_files()
     outputs: list[FileMeta] = []
     seqs = seq_hull(f.table.seq_range for _, f in files)
-    with writer.outputs(outputs, "compaction", seqs) as new_table:
+    with writer.outputs(outputs, "compaction", seqs, compaction.output_level) as new_table:
         builder = None
         for window in merged_windows(compaction):
             keys, flags, values = surviving(window, compaction, now_ms, dropped)

@@ -2,11 +2,11 @@
 
     data block 0 | ... | data block n-1 | filter block | index block | footer
 
-Footer version 2 (64 bytes, written now) is ``index_offset u64 | index_size u32 |
+Footer version 2 (68 bytes, written now) is ``index_offset u64 | index_size u32 |
 filter_offset u64 | filter_size u32 | entry_count u64 | smallest_seq u64 |
-largest_seq u64 | format_version u32 | footer_crc u32 | magic u64``; version 1 (48
-bytes, still read) lacks the two sequence numbers. Both end in the same 16 bytes
-(version, CRC, magic), so a reader finds the version before it knows the size; the CRC
+largest_seq u64 | level u32 | format_version u32 | footer_crc u32 | magic u64``;
+version 1 (48 bytes, still read) lacks the sequence range and the level. Both end in
+the same 16 bytes (version, CRC, magic), so a reader finds the version before it knows the size; the CRC
 covers every byte before it. A block handle (the value of an index entry) is
 ``offset u64 | size u32``. Sizes exclude the block trailer. No I/O here.
 """
@@ -23,19 +23,21 @@ from shaledb.errors import CorruptionError
 MAGIC = 0x5348414C45535354  # "SHALESST"
 FORMAT_VERSION = 2
 #: The fields before ``format_version``, by version.
-_HEADS = {1: struct.Struct("<QIQIQ"), 2: struct.Struct("<QIQIQQQ")}
+_HEADS = {1: struct.Struct("<QIQIQ"), 2: struct.Struct("<QIQIQQQI")}
 #: ``format_version u32 | footer_crc u32 | magic u64``: the same in every version.
 _TAIL = struct.Struct("<IIQ")
 _VERSION = struct.Struct("<I")
 _CRC_MAGIC = struct.Struct("<IQ")
 _SIZES = {version: head.size + _TAIL.size for version, head in _HEADS.items()}
-FOOTER_SIZE = _SIZES[FORMAT_VERSION]  # 64: the footer this build writes
+FOOTER_SIZE = _SIZES[FORMAT_VERSION]  # 68: the footer this build writes
 FOOTER_V1_SIZE = _SIZES[1]  # 48
 MIN_FOOTER_SIZE = min(_SIZES.values())
 MAX_FOOTER_SIZE = max(_SIZES.values())
 HANDLE = struct.Struct("<QI")
 #: The sequence range of a table written before ranges were recorded: it may hold any.
 UNKNOWN_SEQS = (0, 2**64 - 1)
+#: The level of a table written before levels were recorded.
+UNKNOWN_LEVEL = 2**32 - 1
 
 
 def seq_hull(ranges: Iterable[tuple[int, int]]) -> tuple[int, int]:
@@ -71,7 +73,8 @@ class Footer(NamedTuple):
     """The fixed-size end of every table.
 
     ``smallest_seq``/``largest_seq`` bound the sequence numbers of the writes the table
-    holds (version 1 tables read back as :data:`UNKNOWN_SEQS`). Entries carry no
+    holds and ``level`` is the level it was written for (version 1 tables read back
+    as :data:`UNKNOWN_SEQS` and :data:`UNKNOWN_LEVEL`). Entries carry no
     sequence numbers of their own; ``repair`` orders tables by these bounds.
     """
 
@@ -80,6 +83,7 @@ class Footer(NamedTuple):
     entries: int
     smallest_seq: int = UNKNOWN_SEQS[0]
     largest_seq: int = UNKNOWN_SEQS[1]
+    level: int = UNKNOWN_LEVEL
 
     @property
     def seq_range(self) -> tuple[int, int]:
@@ -95,6 +99,7 @@ class Footer(NamedTuple):
             self.entries,
             self.smallest_seq,
             self.largest_seq,
+            self.level,
         ) + _VERSION.pack(FORMAT_VERSION)
         return head + _CRC_MAGIC.pack(crc32c(head), MAGIC)
 
@@ -132,10 +137,10 @@ class Footer(NamedTuple):
             raise CorruptionError(f"{path}: footer at offset {at} fails its checksum", path, at)
         fields = head_format.unpack_from(footer)
         index_off, index_size, filter_off, filter_size, entries = fields[:5]
-        seqs = fields[5:] if version >= 2 else UNKNOWN_SEQS
+        extra = fields[5:] if version >= 2 else (*UNKNOWN_SEQS, UNKNOWN_LEVEL)
         return cls(
             BlockHandle(index_off, index_size),
             BlockHandle(filter_off, filter_size),
             entries,
-            *seqs,
+            *extra,
         )

@@ -20,6 +20,7 @@ from shaledb.engine.fs import FileSystem, RandomAccessFile
 from shaledb.engine.sstable.format import (
     MAX_FOOTER_SIZE,
     MIN_FOOTER_SIZE,
+    UNKNOWN_LEVEL,
     UNKNOWN_SEQS,
     BlockHandle,
     Footer,
@@ -62,6 +63,8 @@ class SSTable:
         self.entries = 0
         #: Bounds of the sequence numbers of the writes the table holds (footer v2).
         self.seq_range = UNKNOWN_SEQS
+        #: The level the table was written for (not where it is now: moves keep files).
+        self.written_level = UNKNOWN_LEVEL
         self._fs = fs
         self._cache = cache
         self._open_tables = open_tables
@@ -106,6 +109,7 @@ class SSTable:
         footer = Footer.decode(file.read(size - tail, tail), path, size)
         self.entries = footer.entries
         self.seq_range = footer.seq_range
+        self.written_level = footer.level
         index_off, index_size = footer.index_handle
         index = Block(self._read_block(file, index_off, index_size, "index block"), path, index_off)
         handles = [

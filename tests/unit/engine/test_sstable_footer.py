@@ -25,9 +25,9 @@ from shaledb.errors import CorruptionError
 
 
 def test_version_2_round_trip_with_its_sequence_range() -> None:
-    footer = Footer(BlockHandle(10, 20), BlockHandle(30, 0), 7, 100, 250)
+    footer = Footer(BlockHandle(10, 20), BlockHandle(30, 0), 7, 100, 250, 3)
     raw = footer.encode()
-    assert len(raw) == FOOTER_SIZE == 64
+    assert len(raw) == FOOTER_SIZE == 68
     assert raw[-16:-12] == (2).to_bytes(4, "little")
     assert Footer.decode(raw) == footer and Footer.decode(raw).seq_range == (100, 250)
     assert Footer.decode(b"junk" * 9 + raw, "t.sst") == footer  # the last bytes decide
