@@ -6,8 +6,8 @@ Footer version 2 (68 bytes, written now) is ``index_offset u64 | index_size u32 
 filter_offset u64 | filter_size u32 | entry_count u64 | smallest_seq u64 |
 largest_seq u64 | level u32 | format_version u32 | footer_crc u32 | magic u64``;
 version 1 (48 bytes, still read) lacks the sequence range and the level. Both end in
-the same 16 bytes (version, CRC, magic), so a reader finds the version before it knows the size; the CRC
-covers every byte before it. A block handle (the value of an index entry) is
+the same 16 bytes (version, CRC, magic), so a reader finds the version before it knows
+the size; the CRC covers every byte before it. A block handle (the value of an index entry) is
 ``offset u64 | size u32``. Sizes exclude the block trailer. No I/O here.
 """
 
