@@ -13,7 +13,7 @@ from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import read_current
-from shaledb.engine.record_log import read_records, salvage_records
+from shaledb.engine.record_log import WAL_BATCH, read_records, salvage_records
 from shaledb.engine.sstable import SSTable
 from shaledb.errors import CorruptionError, StorageError
 
@@ -85,7 +85,9 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         path = filenames.path(directory, filenames.wal_name(number))
         data = fs.read_all(path)
         try:
-            records, end = read_records(data, path, tail_may_be_torn=(i == len(wals) - 1))
+            records, end = read_records(
+                data, path, tail_may_be_torn=(i == len(wals) - 1), kind=WAL_BATCH
+            )
             if end < len(data):
                 report.notes.append(
                     f"{path}: torn write of {len(data) - end} bytes at offset {end} "
@@ -93,10 +95,10 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
                 )
         except CorruptionError as exc:
             report.damage.append(str(exc))
-            records, _ = salvage_records(data)
-        for _, payload in records:
+            records, _ = salvage_records(data, WAL_BATCH)
+        for record in records:
             try:
-                decode_batch(payload, path)
+                decode_batch(record.payload, path, record.offset)
             except CorruptionError as exc:
                 report.damage.append(str(exc))
         report.wal_records += len(records)

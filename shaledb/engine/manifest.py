@@ -19,7 +19,7 @@ from typing import Any
 from shaledb.engine import filenames
 from shaledb.engine.checksum import crc32c
 from shaledb.engine.fs import AppendFile, FileSystem
-from shaledb.engine.record_log import HEADER_SIZE, MANIFEST_EDIT, LogWriter, read_records
+from shaledb.engine.record_log import MANIFEST_EDIT, LogWriter, read_records
 from shaledb.engine.version_edit import TableFile, VersionEdit
 from shaledb.errors import CorruptionError
 
@@ -118,14 +118,12 @@ def read_manifest(fs: FileSystem, directory: str, name: str) -> ManifestState:
     """
     path = filenames.path(directory, name)
     data = fs.read_all(path)
-    records, end = read_records(data, path, tail_may_be_torn=True)
+    records, end = read_records(data, path, tail_may_be_torn=True, kind=MANIFEST_EDIT)
     if not records:
         raise CorruptionError(f"{path}: holds no edit", path, 0)
     state = ManifestState(name=name, torn_at=end if end < len(data) else None)
-    offset = 0
-    for _, payload in records:
-        state.apply(VersionEdit.decode(payload, path, offset))
-        offset += len(payload) + HEADER_SIZE
+    for record in records:
+        state.apply(VersionEdit.decode(record.payload, path, record.offset))
     return state
 
 

@@ -16,7 +16,7 @@ from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import ManifestState, current_name, read_manifest
 from shaledb.engine.memtable import MemTable
-from shaledb.engine.record_log import HEADER_SIZE, read_records
+from shaledb.engine.record_log import WAL_BATCH, read_records
 from shaledb.engine.table_writer import TableWriter
 from shaledb.engine.version_set import VersionSet
 from shaledb.engine.wal import WriteAheadLog
@@ -146,9 +146,8 @@ def replay_wals(
         if not sizes[i]:
             continue
         data = fs.read_all(path)
-        records, _ = read_records(data, path, tail_may_be_torn=(i == last_written))
-        offset = 0
-        for _, payload in records:
+        records, _ = read_records(data, path, tail_may_be_torn=(i == last_written), kind=WAL_BATCH)
+        for offset, _, payload in records:
             seq, ops = decode_batch(payload, path, offset)
             if checked and seq != expected:
                 raise CorruptionError(
@@ -162,7 +161,6 @@ def replay_wals(
                 mem.put(key, flags, expire_ms, value)
             expected = seq + len(ops)
             last_seq = max(last_seq, expected - 1)
-            offset += len(payload) + HEADER_SIZE
     if checked and expected - 1 < state.last_seq:
         where = paths[-1] if paths else directory
         raise CorruptionError(

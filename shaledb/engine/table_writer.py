@@ -14,6 +14,7 @@ from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.sstable.builder import SSTableBuilder
+from shaledb.engine.sstable.format import UNKNOWN_LEVEL, UNKNOWN_SEQS
 from shaledb.engine.version import FileMeta
 from shaledb.engine.version_set import VersionSet
 from shaledb.options import Options
@@ -32,8 +33,11 @@ class TableWriter:
         #: Bytes written, by purpose ("flush", "compaction").
         self.bytes_written = {"flush": 0, "compaction": 0}
 
-    def new(self) -> SSTableBuilder:
-        """A builder for a table under a new file number."""
+    def new(
+        self, seq_range: tuple[int, int] = UNKNOWN_SEQS, level: int = UNKNOWN_LEVEL
+    ) -> SSTableBuilder:
+        """A builder for a table under a new file number, holding writes numbered in
+        ``seq_range``, for ``level`` (both recorded in its footer)."""
         number = self._versions.new_file_number()
         opts = self._options
         return SSTableBuilder(
@@ -43,6 +47,8 @@ class TableWriter:
             opts.bloom_bits_per_key,
             opts.compression,
             number,
+            seq_range,
+            level,
         )
 
     def finish(self, builder: SSTableBuilder, purpose: str) -> FileMeta:
@@ -55,7 +61,11 @@ class TableWriter:
 
     @contextlib.contextmanager
     def outputs(
-        self, finished: list[FileMeta], purpose: str
+        self,
+        finished: list[FileMeta],
+        purpose: str,
+        seq_range: tuple[int, int] = UNKNOWN_SEQS,
+        level: int = UNKNOWN_LEVEL,
     ) -> Iterator[Callable[[], SSTableBuilder]]:
         """A block that makes tables: it yields :meth:`new`; the caller appends each
         finished table to ``finished``. On leaving normally the directory is fsynced;
@@ -63,7 +73,7 @@ class TableWriter:
         started: list[SSTableBuilder] = []
 
         def new() -> SSTableBuilder:
-            builder = self.new()
+            builder = self.new(seq_range, level)
             started.append(builder)
             return builder
 
@@ -79,10 +89,13 @@ class TableWriter:
 
     def write_memtable(self, mem: MemTable) -> FileMeta | None:
         """Write a memtable to one new durable table; None when it is empty."""
+        # Memtables are flushed oldest first, so this one's writes are numbered right
+        # after the last flushed one's (the version set's flushed_seq).
+        seq_range = (self._versions.flushed_seq + 1, mem.last_seq)
         if not len(mem):
             return None
         finished: list[FileMeta] = []
-        with self.outputs(finished, "flush") as new:
+        with self.outputs(finished, "flush", seq_range, 0) as new:
             builder = new()
             builder.add_columns(*mem.columns())
             finished.append(self.finish(builder, "flush"))

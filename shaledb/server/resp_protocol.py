@@ -198,9 +198,7 @@ class RequestParser:
             start = nl + 2
             end = start + int(raw)
             if end - pos > max_frame:
-                raise FramingError(
-                    f"Protocol error: request frame longer than {max_frame} bytes"
-                )
+                raise FramingError(f"Protocol error: request frame longer than {max_frame} bytes")
             if end + 2 > n:
                 self._check_partial(n - pos, header=False)
                 self._need = end + 2 - pos

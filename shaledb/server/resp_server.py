@@ -363,8 +363,7 @@ def _config(s: RespSession, args: list[bytes]) -> Any:
         for raw_key in args[1::2]:
             if raw_key.lower().decode("utf-8", "replace") not in settings:
                 raise RespError(
-                    f"ERR Unknown option or number of arguments for CONFIG SET - "
-                    f"'{text(raw_key)}'"
+                    f"ERR Unknown option or number of arguments for CONFIG SET - '{text(raw_key)}'"
                 )
         for raw_key, raw_value in zip(args[1::2], args[2::2]):
             settings[raw_key.lower().decode()] = raw_value.decode("utf-8", "replace")

@@ -26,11 +26,7 @@ def record_starts(path: Path) -> list[int]:
     data = path.read_bytes()
     records, end = read_records(data, str(path), tail_may_be_torn=False)
     assert end == len(data)
-    starts, offset = [], 0
-    for _, payload in records:
-        starts.append(offset)
-        offset += HEADER_SIZE + len(payload)
-    return starts
+    return [record.offset for record in records]
 
 
 def flip(path: Path, offset: int, mask: int = 0x01) -> None:
@@ -108,7 +104,7 @@ def test_damage_in_the_middle_of_the_wal_is_an_error_naming_file_and_offset(
 
 def test_damaged_record_header_in_the_middle_of_the_wal(wal_db: Path, data_dir: Path) -> None:
     damaged = record_starts(wal_db)[1]
-    flip(wal_db, damaged + 5, 0x7F)  # the length field
+    flip(wal_db, damaged + 5, 0xFF)  # the length field, now crossing the block boundary
     with pytest.raises(CorruptionError, match=f"offset {damaged}"):
         shaledb.open(str(data_dir))
 

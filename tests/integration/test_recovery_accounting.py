@@ -18,7 +18,7 @@ import pytest
 from shaledb.engine import lsm
 from shaledb.engine.batch import decode_batch
 from shaledb.engine.lsm import LSMEngine
-from shaledb.engine.record_log import HEADER_SIZE, read_records
+from shaledb.engine.record_log import read_records
 from shaledb.errors import CorruptionError
 from shaledb.options import Options
 
@@ -43,12 +43,9 @@ def manifest_of(directory: Path) -> Path:
 
 
 def record_ends(path: Path) -> list[int]:
-    records, _ = read_records(path.read_bytes(), str(path), tail_may_be_torn=False)
-    ends, offset = [], 0
-    for _, payload in records:
-        offset += HEADER_SIZE + len(payload)
-        ends.append(offset)
-    return ends
+    """Where each record ends (the next one starts; the last ends at the file's end)."""
+    records, end = read_records(path.read_bytes(), str(path), tail_may_be_torn=False)
+    return [r.offset for r in records[1:]] + [end]
 
 
 def flushed_database(directory: Path) -> None:
@@ -64,7 +61,7 @@ def test_a_flipped_bit_in_the_last_edit_is_not_taken_for_a_torn_write(data_dir: 
     manifest = manifest_of(data_dir)
     tables = names(data_dir, ".sst")
     data = bytearray(manifest.read_bytes())
-    data[record_ends(manifest)[-2] + HEADER_SIZE + 3] ^= 0x10  # inside the flush edit
+    data[record_ends(manifest)[-2] + 12] ^= 0x10  # inside the flush edit's payload
     manifest.write_bytes(bytes(data))
     with pytest.raises(CorruptionError) as info:
         LSMEngine(str(data_dir), OPTS)
@@ -162,7 +159,7 @@ def test_the_newest_wal_cut_below_the_manifests_last_sequence_is_corruption(
 def test_a_torn_wal_then_a_crash_during_the_next_open_still_opens(live_wals: Path) -> None:
     newest = live_wals / names(live_wals, ".wal")[1]  # the newest holding records
     records, _ = read_records(newest.read_bytes(), str(newest), tail_may_be_torn=False)
-    seq, _ = decode_batch(records[-1][1])
+    seq, _ = decode_batch(records[-1].payload)
     with open(newest, "ab") as f:
         f.write(b"\x07\x00\x00\x00\x30\x00\x00\x00\x01partial")  # a torn record
     # An open that crashed after starting its new WAL and writing its table.

@@ -16,6 +16,7 @@ from operator import itemgetter
 from shaledb.engine.compaction.policy import Compaction
 from shaledb.engine.entry import EXPIRY, HAS_TTL, MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.iterators import Columns
+from shaledb.engine.sstable.format import seq_hull
 from shaledb.engine.table_writer import TableWriter
 from shaledb.engine.version import FileMeta
 from shaledb.engine.version_edit import VersionEdit
@@ -127,7 +128,8 @@ def run(
     """
     files = compaction.input_files()
     outputs: list[FileMeta] = []
-    with writer.outputs(outputs, "compaction") as new_table:
+    seqs = seq_hull(f.table.seq_range for _, f in files)
+    with writer.outputs(outputs, "compaction", seqs, compaction.output_level) as new_table:
         builder = None
         for window in merged_windows(compaction):
             keys, flags, values = surviving(window, compaction, now_ms, dropped)

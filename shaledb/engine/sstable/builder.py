@@ -11,7 +11,13 @@ from shaledb.engine import block as blocks
 from shaledb.engine import bloom
 from shaledb.engine.block import TRAILER_SIZE
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.sstable.format import FOOTER_SIZE, BlockHandle, Footer
+from shaledb.engine.sstable.format import (
+    FOOTER_SIZE,
+    UNKNOWN_LEVEL,
+    UNKNOWN_SEQS,
+    BlockHandle,
+    Footer,
+)
 
 #: Per-entry bytes of metadata in a block (flags u8, key end u32, value end u32).
 _ENTRY_META = 9
@@ -44,10 +50,16 @@ class SSTableBuilder:
         bloom_bits_per_key: int,
         compression: str = "none",
         number: int = 0,
+        seq_range: tuple[int, int] = UNKNOWN_SEQS,
+        level: int = UNKNOWN_LEVEL,
     ) -> None:
         """Start table ``number`` at ``path``; data blocks are compressed with
-        ``compression`` (``"none"`` or ``"lz4"``)."""
+        ``compression`` (``"none"`` or ``"lz4"``). ``seq_range`` bounds the sequence
+        numbers of the writes the table will hold and ``level`` the level it is written
+        for (both recorded in the footer, for ``repair``)."""
         self.number = number
+        self.seq_range = seq_range
+        self.level = level
         self._compression = blocks.COMPRESSIONS[compression]
         self._file = fs.open_append(path, truncate_to=0)
         self.path = path
@@ -133,7 +145,8 @@ class SSTableBuilder:
         filter_handle = self._emit(bloom.build(self._all_keys, self._bloom_bits))
         index = blocks.encode(self._index_keys, bytes(len(self._index_keys)), self._index_values)
         index_handle = self._emit(index)
-        self._pending.append(Footer(index_handle, filter_handle, self.entries).encode())
+        footer = Footer(index_handle, filter_handle, self.entries, *self.seq_range, self.level)
+        self._pending.append(footer.encode())
         self._offset += FOOTER_SIZE
         self._write_pending()
         self._file.sync()

@@ -18,7 +18,14 @@ from shaledb.engine.block import TRAILER_SIZE, Block
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.entry import RawEntry, RawFound
 from shaledb.engine.fs import FileSystem, RandomAccessFile
-from shaledb.engine.sstable.format import FOOTER_SIZE, BlockHandle, Footer
+from shaledb.engine.sstable.format import (
+    MAX_FOOTER_SIZE,
+    MIN_FOOTER_SIZE,
+    UNKNOWN_LEVEL,
+    UNKNOWN_SEQS,
+    BlockHandle,
+    Footer,
+)
 from shaledb.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -55,6 +62,10 @@ class SSTable:
         self.path = path
         self.number = number
         self.entries = 0
+        #: Bounds of the sequence numbers of the writes the table holds (footer v2).
+        self.seq_range = UNKNOWN_SEQS
+        #: The level the table was written for (not where it is now: moves keep files).
+        self.written_level = UNKNOWN_LEVEL
         self._fs = fs
         self._cache = cache
         self._open_tables = open_tables
@@ -100,13 +111,15 @@ class SSTable:
     def _load_from(self, file: RandomAccessFile) -> _Parts:
         path = self.path
         size = file.size
-        if size < FOOTER_SIZE:
+        if size < MIN_FOOTER_SIZE:
             raise CorruptionError(
                 f"{path}: file of {size} bytes is too short for a footer", path, 0
             )
-        footer_at = size - FOOTER_SIZE
-        footer = Footer.decode(file.read(footer_at, FOOTER_SIZE), path, footer_at)
+        tail = min(size, MAX_FOOTER_SIZE)
+        footer = Footer.decode(file.read(size - tail, tail), path, size)
         self.entries = footer.entries
+        self.seq_range = footer.seq_range
+        self.written_level = footer.level
         index_off, index_size = footer.index_handle
         index = Block(self._read_block(file, index_off, index_size, "index block"), path, index_off)
         handles = [

@@ -56,8 +56,8 @@ def test_stray_bytes_after_the_ops_are_corruption() -> None:
 def _read_log(path: Path) -> list[tuple[int, list]]:
     records, end = read_records(path.read_bytes(), str(path), tail_may_be_torn=False)
     assert end == path.stat().st_size
-    assert all(kind == WAL_BATCH for kind, _ in records)
-    return [decode_batch(payload) for _, payload in records]
+    assert all(record.record_type == WAL_BATCH for record in records)
+    return [decode_batch(record.payload) for record in records]
 
 
 @pytest.mark.parametrize("mode", ["always", "everysec", "never"])
