@@ -28,9 +28,20 @@ from shaledb.errors import LockedError, ShaleDBError
 _LOAD_BATCH = 1000
 
 
-def _fail(message: str, code: int = 1) -> None:
+#: Exit codes, the same for every tool (README, "Exit codes").
+EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 2
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _fail_with(exc: ShaleDBError, hint: str = "") -> None:
+    """Exit for ``exc``: 2 for a directory locked by another process, else 1."""
+    if isinstance(exc, LockedError):
+        _fail(f"{exc}{hint}", EXIT_LOCKED)
+    _fail(str(exc))
 
 
 @click.command()
@@ -39,10 +50,8 @@ def check(directory: str) -> None:
     """Verify every checksum in DIRECTORY. Exit 0 healthy, 1 damaged, 2 unable to check."""
     try:
         report = check_directory(directory)
-    except LockedError as exc:
-        _fail(f"{exc}; stop it (or check a 'shaledb backup' copy)", 2)
     except ShaleDBError as exc:
-        _fail(str(exc), 2)
+        _fail_with(exc, "; stop it (or check a 'shaledb backup' copy)")
     for note in report.notes:
         click.echo(f"note: {note}")
     for damage in report.damage:
@@ -68,7 +77,7 @@ def repair(directory: str) -> None:
     try:
         report = repair_directory(directory)
     except ShaleDBError as exc:
-        _fail(str(exc), 2)
+        _fail_with(exc)
     for lost in report.lost:
         click.echo(f"dropped: {lost}")
     click.echo(
@@ -85,7 +94,7 @@ def backup(directory: str, dest: str) -> None:
     try:
         copied = backup_directory(directory, dest)
     except ShaleDBError as exc:
-        _fail(str(exc), 1)
+        _fail_with(exc)
     click.echo(f"backed up {directory} to {dest} ({copied} bytes copied, tables linked)")
 
 
@@ -134,7 +143,7 @@ def dump(directory: str, output: TextIO) -> None:
                 output.write(line + "\n")
                 count += 1
     except ShaleDBError as exc:
-        _fail(str(exc))
+        _fail_with(exc)
     click.echo(f"dumped {count} keys", err=True)
 
 
@@ -214,5 +223,5 @@ def load(directory: str, input_: TextIO) -> None:
                     batch = db.write_batch()
             db.write(batch)
     except ShaleDBError as exc:
-        _fail(str(exc))
+        _fail_with(exc)
     click.echo(f"loaded {len(rows)} keys into {directory}", err=True)

@@ -12,6 +12,7 @@ from shaledb.engine.batch import decode_batch
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
+from shaledb.engine.recovery import replay_wals
 from shaledb.engine.manifest import read_current
 from shaledb.engine.record_log import WAL_BATCH, read_records, salvage_records
 from shaledb.engine.sstable import SSTable
@@ -65,7 +66,11 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         path = filenames.path(directory, filenames.table_name(rec.number))
         report.tables += 1
         if not fs.exists(path):
-            report.damage.append(f"{path}: live table is missing")
+            manifest = filenames.path(directory, state.name)
+            report.damage.append(
+                f"{manifest}: lists table {rec.number}, but {path} is missing: the manifest "
+                "lost the edits that removed it or the table file was deleted"
+            )
             continue
         if fs.size(path) != rec.size:
             report.damage.append(f"{path}: {fs.size(path)} bytes, the manifest recorded {rec.size}")
@@ -76,17 +81,16 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
             continue
         report.table_entries += len(entries)
         report.damage.extend(str(d) for d in damage)
-    wals = sorted(
-        n
-        for kind, n in filter(None, map(filenames.parse, fs.list_dir(directory)))
-        if kind is FileKind.WAL and n >= state.log_number
-    )
+    numbered = [p for p in map(filenames.parse, fs.list_dir(directory)) if p is not None]
+    wals = sorted(n for kind, n in numbered if kind is FileKind.WAL and n >= state.log_number)
+    sizes = [fs.size(filenames.path(directory, filenames.wal_name(n))) for n in wals]
+    last_written = max((i for i, size in enumerate(sizes) if size), default=-1)
     for i, number in enumerate(wals):
         path = filenames.path(directory, filenames.wal_name(number))
         data = fs.read_all(path)
         try:
             records, end = read_records(
-                data, path, tail_may_be_torn=(i == len(wals) - 1), kind=WAL_BATCH
+                data, path, tail_may_be_torn=(i == last_written), kind=WAL_BATCH
             )
             if end < len(data):
                 report.notes.append(
@@ -102,4 +106,24 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
             except CorruptionError as exc:
                 report.damage.append(str(exc))
         report.wal_records += len(records)
+    if not report.damage:
+        # The checks the open makes across files: the oldest live WAL exists, sequence
+        # numbers run on without a gap and reach what the manifest recorded.
+        try:
+            replay_wals(fs, directory, state, [n for kind, n in numbered if kind is FileKind.WAL])
+        except CorruptionError as exc:
+            report.damage.append(str(exc))
+    if state.torn_at is not None:
+        report.notes.append(
+            f"{filenames.path(directory, state.name)}: ends in a torn edit at offset "
+            f"{state.torn_at} (dropped when the database opens)"
+        )
+    listed = set(state.tables)
+    for kind, number in numbered:
+        if kind is FileKind.TABLE and number not in listed:
+            report.notes.append(
+                f"{filenames.path(directory, filenames.table_name(number))}: not listed in "
+                "the manifest (left by a flush or compaction that did not finish); removed "
+                "on open, or moved to lost/ when the manifest ends in damage"
+            )
     return report

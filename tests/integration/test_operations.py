@@ -129,3 +129,29 @@ def test_load_checks_the_whole_input_before_writing(
     assert message in result.stderr and "nothing was loaded" in result.stderr
     with shaledb.open(str(tmp_path / "db")) as db:
         assert db.get("good") is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("check",), ("repair",), ("dump", "--output", "-"), ("load", "--input", "{input}")],
+)
+def test_every_tool_exits_2_on_a_locked_directory(tmp_path: Path, args: tuple[str, ...]) -> None:
+    source = tmp_path / "dump.jsonl"
+    source.write_text("")
+    with shaledb.open(str(tmp_path / "db")) as db:
+        db.put("a", "1")
+        command = [a.replace("{input}", str(source)) for a in args]
+        result = run(command[0], str(tmp_path / "db"), *command[1:])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "locked" in result.stderr
+
+
+def test_check_reports_a_manifest_that_lost_an_acted_on_edit(tmp_path: Path) -> None:
+    db_dir = tmp_path / "db"
+    fill(db_dir, 600)
+    manifest = db_dir / (db_dir / "CURRENT").read_text().splitlines()[0]
+    data = manifest.read_bytes()
+    manifest.write_bytes(data[: len(data) - 40])  # the last edits are torn away
+    result = run("check", str(db_dir))
+    assert result.returncode == 1, result.stdout
+    assert "DAMAGED:" in result.stdout and ".wal" in result.stdout
