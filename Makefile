@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run test lint bench bench-quick bench-scale bench-network clean
+.PHONY: run test lint bench bench-quick bench-scale bench-network soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench-scale: $(BENCH_STAMP)
 # The server over the JSON-lines protocol, 1 and 50 clients, with and without pipelining.
 bench-network: $(STAMP)
 	$(PY) bench/bench_network.py --fsync everysec,always --output docs/benchmarks.md
+
+# 16 clients over a server SIGKILLed every 5-20 s, every reply checked against a model;
+# 10 minutes in each of everysec and always -> the Soak section of docs/reliability.md.
+soak: $(STAMP)
+	$(PY) -m bench.soak --duration 600 --clients 16 --fsync everysec,always --output docs/reliability.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shaledb tests bench
