@@ -16,9 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import shaledb
 from bench.soak_model import DEFAULT_SLACK, KeyModel, Outcome
-from shaledb import KVClient
-from shaledb.errors import ConnectionFailedError, ShaleDBError
+from shaledb import ConnectionFailedError, ShaleDBError
 
 #: Operation kinds and their weights in the mix.
 MIX = {"put": 28, "put_ttl": 10, "get": 25, "delete": 10, "batch_put": 10, "get_range": 17}
@@ -121,7 +121,7 @@ class SoakClient:
         self.key_set = set(self.keys)
         self.stats = ClientStats()
         self.seq = 0
-        self.client: KVClient | None = None
+        self.client: Any = None  # a shaledb.KVClient once connected
         self.check_batch: list[tuple[str, str]] | None = None
 
     # connection
@@ -131,7 +131,7 @@ class SoakClient:
         while time.time() < self.end + START_TIMEOUT:
             try:
                 if self.client is None:
-                    self.client = KVClient("127.0.0.1", self.port, timeout=self.cfg.timeout)
+                    self.client = shaledb.KVClient("127.0.0.1", self.port, timeout=self.cfg.timeout)
                 if self.client.ping():
                     return
             except ShaleDBError:
@@ -197,7 +197,7 @@ class SoakClient:
             for key, value in pairs:
                 self.model.in_flight(key, self.outcome(value, ttl, sent, resolved))
             if kind == "batch_put" and ttl is None:
-                self.check_batch = list(pairs)  # type: ignore[arg-type]
+                self.check_batch = [(k, v) for k, v in pairs if v is not None]
             raise Lost from exc
         except ShaleDBError as exc:
             # A refused write must not have happened; the model still allows both so
