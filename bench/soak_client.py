@@ -37,7 +37,7 @@ class Config:
     value_size: int = 100
     kill_min: float = 5.0
     kill_max: float = 20.0
-    memtable_size: int = 2000
+    memtable_size: int = 256
     ttl_min: float = 0.5
     ttl_max: float = 4.0
     slack: float = DEFAULT_SLACK
