@@ -24,12 +24,14 @@ from bench.soak_model import ABSENT, KeyModel, Outcome  # noqa: E402
 
 def soak(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / "soak.json"
+    env = child_env()
+    env["TMPDIR"] = str(tmp_path)  # the server's directory and logs, kept when a run fails
     proc = subprocess.run(
         [sys.executable, "-m", "bench.soak", "--clients", "4", "--json", str(out), *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=child_env(),
+        env=env,
         cwd=ROOT,
     )
     assert out.exists(), proc.stdout + proc.stderr
@@ -47,6 +49,7 @@ def test_ten_seconds_of_kills_lose_and_invent_nothing(tmp_path: Path) -> None:
     assert result["operations"] > 1000, output
     assert stats["final_keys"] == 4 * 64, output
     assert stats["error_replies"] == 0, output
+    assert result["work"]["flushes"] > 0, output  # the kills land among flushes
     assert result["stop_status"] == 0 and result["check_status"] == 0, output
 
 
