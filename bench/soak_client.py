@@ -135,7 +135,8 @@ class SoakClient:
                 if self.client.ping():
                     return
             except ShaleDBError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError(f"client {self.cid}: the server did not come back")
 
     def lost(self, kind: str, exc: Exception) -> float:
