@@ -82,10 +82,15 @@ class Server:
         self.log_path = workdir / "server-0.log"
         self.start_seconds: list[float] = []
         self.exited_alone: list[str] = []
+        #: Kills while starting (--early-kills), and how many came before it listened.
+        self.early_kills = 0
+        self.early_kills_in_recovery = 0
         #: Engine counters summed over the server's lives, read just before each kill.
         self.work: Counter[str] = Counter()
 
-    def start(self) -> None:
+    def start(self, kill_after: float | None = None) -> None:
+        """Spawn the server and wait until it listens; with ``kill_after``, SIGKILL it
+        that many seconds after the spawn instead (in recovery, if it is not up yet)."""
         self.starts += 1
         self.log_path = self.workdir / f"server-{self.starts}.log"
         env = dict(os.environ)
@@ -112,6 +117,15 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, cwd=ROOT)
         ready = f"listening on 127.0.0.1:{self.port} "
+        if kill_after is not None:
+            time.sleep(kill_after)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            self.early_kills += 1
+            self.early_kills_in_recovery += ready not in self.log()
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            return
         while time.time() < began + START_TIMEOUT:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
@@ -164,6 +178,7 @@ class RunResult:
     start_seconds: list[float]
     exited_alone: list[str]
     work: dict[str, int]
+    early_kills: tuple[int, int]
     stop_status: int
     check_status: int
     check_output: str
@@ -237,6 +252,12 @@ def run(cfg: Config, fsync: str, log: Any = print) -> RunResult:
             gens.dead.value = gens.started.value
             restarts += 1
             time.sleep(DOWNTIME)
+            while rng.random() < cfg.early_kills:
+                # Killed again while it opens the directory: recovery must survive that.
+                gens.started.value += 1
+                typical = server.start_seconds[-1] if server.start_seconds else 0.5
+                server.start(kill_after=rng.uniform(0, typical))
+                gens.dead.value = gens.started.value
             gens.started.value += 1
             server.start()
             log(
@@ -285,6 +306,7 @@ def run(cfg: Config, fsync: str, log: Any = print) -> RunResult:
             server.start_seconds,
             server.exited_alone,
             dict(server.work),
+            (server.early_kills, server.early_kills_in_recovery),
             stop_status,
             check.returncode,
             (check.stdout + check.stderr)[-2000:],
@@ -321,6 +343,7 @@ def _text(r: RunResult) -> str:
         f"  restarts: {r.restarts} (kill -9), reconnects: {s.reconnects}, "
         f"restart time: mean {sum(r.start_seconds) / len(r.start_seconds):.2f} s, "
         f"max {max(r.start_seconds):.2f} s",
+        f"  kills while starting: {r.early_kills[0]} ({r.early_kills[1]} before it listened)",
         f"  engine work seen before the kills: {r.work.get('flushes', 0)} flushes, "
         f"{r.work.get('compactions', 0)} compactions",
         f"  error replies: {s.error_replies}, final read-back: {s.final_keys:,} keys, "
@@ -403,7 +426,9 @@ def _markdown(command: str, results: list[RunResult]) -> str:
         lines.append(
             f"- `{r.fsync}`: restart (spawn to listening, recovery included) mean {mean:.2f} s, "
             f"max {max(r.start_seconds):.2f} s; at least {r.work.get('flushes', 0):,} flushes and "
-            f"{r.work.get('compactions', 0):,} compactions; error replies {r.stats.error_replies}; "
+            f"{r.work.get('compactions', 0):,} compactions; "
+            f"{r.early_kills[0]} kills while starting ({r.early_kills[1]} in recovery); "
+            "error replies {r.stats.error_replies}; "
             f"SIGTERM exit {r.stop_status}; `shaledb check` exit {r.check_status}."
         )
     return "\n".join(lines) + "\n"
@@ -449,6 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         default="everysec",
         help="always, everysec or never, or several separated by commas",
     )
+    parser.add_argument(
+        "--early-kills",
+        type=float,
+        default=0.0,
+        help="chance that a restart is killed again while it starts (in recovery)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--server-arg",
@@ -478,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             else args.memtable_size
         ),
         seed=args.seed,
+        early_kills=args.early_kills,
         server_args=tuple(args.server_arg),
     )
     results = []

@@ -43,6 +43,7 @@ class Config:
     slack: float = DEFAULT_SLACK
     timeout: float = 30.0
     seed: int = 0
+    early_kills: float = 0.0
     server_args: tuple[str, ...] = ()
 
 
