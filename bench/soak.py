@@ -394,7 +394,8 @@ def _markdown(command: str, results: list[RunResult]) -> str:
         f"{cfg.ttl_max} s; server with `--memtable-size {cfg.memtable_size}` so that flushes "
         f"and compactions run throughout; a kill every {cfg.kill_min:g}-{cfg.kill_max:g} s.",
         "",
-        f"- Command: `{command}`",
+        f"- Command: `{command}` (`make soak` runs the ten-minute pair; "
+        "`tests/integration/test_soak_smoke.py` runs ten seconds of it in `make test`)",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
         f"Python {platform.python_version()}; {os.cpu_count()} CPUs shared by server and clients",
         "",
