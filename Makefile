@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run test test-programs lint bench bench-quick bench-scale bench-network bench-redis clean
+.PHONY: run test test-programs lint bench bench-quick bench-scale bench-network bench-redis soak clean
 
 # Debian packages the RESP tests and bench-redis run (redis-cli, redis-server,
 # redis-benchmark, nutcracker): installed with apt-get only when a program is missing,
@@ -63,6 +63,11 @@ bench-network: $(STAMP)
 # redis-benchmark against ShaleDB and against redis-server, in one run.
 bench-redis: $(STAMP) test-programs
 	$(PY) bench/bench_redis.py --output docs/benchmarks.md
+
+# 16 clients over a server SIGKILLed every 5-20 s, every reply checked against a model;
+# 10 minutes in each of everysec and always -> the Soak section of docs/reliability.md.
+soak: $(STAMP)
+	$(PY) -m bench.soak --duration 600 --clients 16 --fsync everysec,always --output docs/reliability.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shaledb tests bench

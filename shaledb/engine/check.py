@@ -12,9 +12,9 @@ from shaledb.engine.batch import decode_batch
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.recovery import replay_wals
 from shaledb.engine.manifest import read_current
 from shaledb.engine.record_log import WAL_BATCH, read_records, salvage_records
+from shaledb.engine.recovery import replay_wals
 from shaledb.engine.sstable import SSTable
 from shaledb.errors import CorruptionError, StorageError
 
