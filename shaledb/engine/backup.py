@@ -6,17 +6,19 @@ the manifest and the WALs still being appended are copied byte for byte. If the 
 set changed while copying (a table named by the copied manifest is gone, or CURRENT
 moved), the copy starts again. A WAL copied mid-append may end in a torn record,
 which recovery drops: the copy holds every write acknowledged before the copy began.
+
+Every file operation goes through :class:`~shaledb.engine.fs.FileSystem`. Each file is
+copied to its temp name (:func:`~shaledb.engine.filenames.temp_name`), fsynced and
+renamed; CURRENT is written last, after the directory is fsynced, so a copy cut short
+by a crash has no CURRENT and opening it says so instead of finding tables missing.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
 from shaledb.engine import filenames
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
-from shaledb.engine.manifest import ManifestState, decode_current, read_current
+from shaledb.engine.manifest import ManifestState, decode_current, encode_current, read_manifest
 from shaledb.errors import ShaleDBError, StorageError
 
 _ATTEMPTS = 20
@@ -30,20 +32,21 @@ def backup_directory(source: str, dest: str, fs: FileSystem | None = None) -> in
         CorruptionError: the source's manifest is damaged.
     """
     fs = fs or FileSystem()
-    if os.path.exists(dest) and os.listdir(dest):
+    if fs.exists(dest) and fs.list_dir(dest):
         raise StorageError(f"backup destination {dest} exists and is not empty")
     last_error: Exception | None = None
     for _ in range(_ATTEMPTS):
-        shutil.rmtree(dest, ignore_errors=True)
+        fs.remove_tree(dest)
         fs.make_dirs(dest)
         try:
-            copied = _copy_once(source, dest, fs)
-        except (FileNotFoundError, _Moved, StorageError) as exc:
+            copied, manifest_name = _copy_once(source, dest, fs)
+        except (_Moved, StorageError) as exc:
             last_error = exc
             continue
         fs.sync_dir(dest)
+        fs.write_atomic(dest, filenames.CURRENT, encode_current(manifest_name))
         return copied
-    shutil.rmtree(dest, ignore_errors=True)
+    fs.remove_tree(dest)
     raise StorageError(f"could not take a consistent copy of {source}: {last_error}")
 
 
@@ -51,19 +54,19 @@ class _Moved(ShaleDBError):
     """The source's live set changed during the copy."""
 
 
-def _copy_once(source: str, dest: str, fs: FileSystem) -> int:
+def _copy_once(source: str, dest: str, fs: FileSystem) -> tuple[int, str]:
+    """Copy the live files once: ``(bytes copied, the manifest's name)``."""
     current = fs.read_all(filenames.path(source, filenames.CURRENT))
     manifest_name = decode_current(current)
     copied = _copy(fs, source, dest, manifest_name)
     # Parse the copy, not the live file: the copy is what the backup will replay.
-    state = read_current_from(fs, dest, manifest_name)
+    state = read_manifest_copy(fs, dest, manifest_name)
     for number in state.tables:
         name = filenames.table_name(number)
-        try:
-            os.link(filenames.path(source, name), filenames.path(dest, name))
-        except OSError as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise _Moved(f"{name} was compacted away during the copy") from None
+        src, dst = filenames.path(source, name), filenames.path(dest, name)
+        if not fs.exists(src):
+            raise _Moved(f"{name} was compacted away during the copy")
+        if not fs.link(src, dst):
             copied += _copy(fs, source, dest, name)
     for name in fs.list_dir(source):
         parsed = filenames.parse(name)
@@ -75,22 +78,21 @@ def _copy_once(source: str, dest: str, fs: FileSystem) -> int:
         filenames.path(source, manifest_name)
     ) != fs.size(filenames.path(dest, manifest_name)):
         raise _Moved("the manifest changed during the copy")
-    return copied
+    return copied, manifest_name
 
 
-def read_current_from(fs: FileSystem, directory: str, manifest_name: str) -> ManifestState:
-    """Point ``directory``'s CURRENT at ``manifest_name`` and replay it."""
-    fs.write_atomic(directory, filenames.CURRENT, (manifest_name + "\n").encode())
-    state = read_current(fs, directory)
-    if state is None:
-        raise StorageError(f"{directory}: no manifest copied")
-    return state
+def read_manifest_copy(fs: FileSystem, directory: str, manifest_name: str) -> ManifestState:
+    """Replay the copied manifest ``manifest_name`` of ``directory``.
+
+    Raises:
+        StorageError: CURRENT named something that is not a manifest.
+        CorruptionError: the copied manifest is damaged.
+    """
+    parsed = filenames.parse(manifest_name)
+    if parsed is None or parsed[0] is not FileKind.MANIFEST:
+        raise StorageError(f"{directory}: CURRENT names {manifest_name!r}, not a manifest")
+    return read_manifest(fs, directory, manifest_name)
 
 
 def _copy(fs: FileSystem, source: str, dest: str, name: str) -> int:
-    data = fs.read_all(filenames.path(source, name))
-    with open(filenames.path(dest, name), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    return len(data)
+    return fs.copy_file(filenames.path(source, name), filenames.path(dest, name))
