@@ -37,6 +37,8 @@ try:
 except ImportError:  # pragma: no cover - lz4 is a dependency; tolerated for reading plain tables
     _lz4 = None  # type: ignore[assignment]
 _COUNT = struct.Struct("<I")
+#: The most LZ4 expands its input (each byte of a match run stands for up to 255).
+_LZ4_MAX_RATIO = 255
 
 
 def encode(keys: Sequence[bytes], flags: bytes, values: Sequence[bytes]) -> bytes:
@@ -89,6 +91,16 @@ def unseal(raw: bytes, path: str, offset: int, part: str) -> bytes:
             raise CorruptionError(
                 f"{path}: {part} at offset {offset} is LZ4-compressed and the lz4 package "
                 "is not installed (pip install lz4)",
+                path,
+                offset,
+            )
+        # The stored size is checked before anything is allocated: LZ4 expands a byte
+        # to at most 255, so a larger claim is damage (that passed its checksum).
+        claimed = _COUNT.unpack_from(payload)[0] if len(payload) >= _COUNT.size else 0
+        if claimed > _LZ4_MAX_RATIO * len(payload):
+            raise CorruptionError(
+                f"{path}: {part} at offset {offset} claims {claimed} bytes uncompressed "
+                f"from {len(payload)}, more than LZ4 can expand to",
                 path,
                 offset,
             )

@@ -70,6 +70,7 @@ class LSMEngine:
             raise
         self._writes = WritePath(directory, self.options, self._versions, wal, mem)
         self._versions.sync_log = self._writes.sync_log
+        self._versions.on_failure = self._writes.stop
         thread = threading.Thread(
             target=_background,
             args=(weakref.ref(self), self._writes),

@@ -46,10 +46,10 @@ class VersionEdit:
     log_number: int | None = None
     next_file: int | None = None
     last_seq: int | None = None
+    catalog: dict[str, Any] | None = None
     #: The last sequence number whose write is in a table; WAL ``log_number`` starts
     #: right after it (recovery checks that no write in between is missing).
     flushed_seq: int | None = None
-    catalog: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
         """The edit's JSON bytes (keys sorted, no spaces)."""
@@ -100,7 +100,7 @@ class VersionEdit:
             catalog = obj.get("catalog")
             if catalog is not None and not isinstance(catalog, dict):
                 raise ValueError("the catalog must be a JSON object")
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise CorruptionError(
                 f"{path}: edit at offset {offset} does not parse: {exc}", path, offset
             ) from None

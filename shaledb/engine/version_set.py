@@ -60,6 +60,8 @@ class VersionSet:
         #: (after a power cut the state is a prefix of history). Set by the engine
         #: once its write path runs.
         self.sync_log: Callable[[], int] = lambda: self.last_seq
+        #: Told of the first failed manifest write, so that writes stop at once.
+        self.on_failure: Callable[[ShaleDBError], None] = lambda exc: None
 
     # -- recovery ----------------------------------------------------------------------
 
@@ -169,7 +171,7 @@ class VersionSet:
                 self._fs, self.directory, self.new_file_number(), self._snapshot(version, last_seq)
             )
         except ShaleDBError as exc:
-            self.error = exc
+            self._fail(exc)
             raise
         if old is not None:
             old.close()
@@ -178,6 +180,10 @@ class VersionSet:
     @property
     def manifest_name(self) -> str:
         return "" if self._manifest is None else self._manifest.name
+
+    def _fail(self, exc: ShaleDBError) -> None:
+        self.error = exc
+        self.on_failure(exc)
 
     def _check_writable(self) -> None:
         if self.error is not None:
@@ -207,7 +213,7 @@ class VersionSet:
             try:
                 self._manifest.append(edit)
             except ShaleDBError as exc:
-                self.error = exc
+                self._fail(exc)
                 raise
             if edit.log_number is not None:
                 self.log_number = edit.log_number

@@ -137,12 +137,18 @@ class WriteAheadLog:
         """
         if self._error is not None:
             raise self._error
-        new_file = self._fs.open_append(path)
         with self._cond:
             while self._syncing:
                 self._cond.wait()
+            # The old log is durable before the new one exists: recovery lets only the
+            # last log holding records end in a torn write.
             try:
                 self._file.sync()
+                new_file = self._fs.open_append(path)
+            except StorageError as exc:
+                self._error = exc
+                raise
+            try:
                 self._fs.sync_dir(os.path.dirname(path) or ".")
             except StorageError as exc:
                 self._error = exc

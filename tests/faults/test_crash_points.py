@@ -255,28 +255,9 @@ def recorded() -> Iterator[dict[tuple[str, str], History]]:
     yield runs
 
 
-#: Cases that fail on today's engine because of a defect of issue 9, by test and id.
-_PREFIX = (
-    "issue 9: fsync=everysec/never is not a prefix of history after a power cut: a catalog "
-    "edit (create/drop table) is fsynced to the manifest while earlier acknowledged writes "
-    "are still unsynced in the WAL, so the table change survives and those writes are lost"
-)
-_TORN_RECOVERY = (
-    "issue 9: a torn WAL tail plus a crash during the next open: recovery creates a new WAL "
-    "before the torn one is superseded, the torn WAL is then no longer the newest, and every "
-    "later open refuses its torn tail as corruption"
-)
-_ROTATION = (
-    "issue 9 (new): WAL rotation creates the next WAL before fsyncing the current one; once "
-    "the new name is on disk and the old tail is not, the open calls the older WAL's torn "
-    "tail corruption and refuses to open"
-)
-KNOWN_DEFECTS: dict[str, dict[str, str]] = {
-    "power_cut": {"everysec-tables": _PREFIX, "never-tables": _PREFIX},
-    "torn_power_cut": {"everysec-tables-torn": _PREFIX, "never-tables-torn": _PREFIX},
-    "early_names": {f"{m}-{w}-torn": _ROTATION for m in MODES for w in WORKLOADS},
-    "torn_recovery": {f"{m}-{w}-torn": _TORN_RECOVERY for m in MODES for w in WORKLOADS},
-}
+#: Cases that fail because of a known engine defect, by test and id, each with its reason
+#: (marked xfail, strict, so a fix shows up). Empty: every case of issue 9 passes.
+KNOWN_DEFECTS: dict[str, dict[str, str]] = {}
 
 
 def _cases(test: str, torn: bool = False) -> list[object]:

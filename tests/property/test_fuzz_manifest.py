@@ -142,11 +142,6 @@ def test_random_payloads_into_the_edit_decoder_at_length(payload: bytes) -> None
     check_edit_payload(payload)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 (every error a ShaleDBError): VersionEdit.decode lets json's "
-    "RecursionError out for a deeply nested payload instead of a CorruptionError",
-)
 @pytest.mark.parametrize("payload", [b"[" * 100_000, b'{"add":' + b"[" * 100_000])
 def test_deeply_nested_json_is_corruption(payload: bytes) -> None:
     with pytest.raises(CorruptionError):

@@ -145,12 +145,6 @@ def test_malformed_blocks_that_pass_their_checksum(contents: bytes) -> None:
     check_block(contents, blocks.COMPRESSION_NONE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 (new, unbounded allocation): an LZ4 block that passes its checksum makes "
-    "the reader allocate the uncompressed size its first 4 bytes claim (up to 4 GiB) before "
-    "decompressing; 4 bytes of input allocate 16 MiB",
-)
 @FAST
 @given(st.binary(max_size=512))
 def test_malformed_lz4_blocks_that_pass_their_checksum(contents: bytes) -> None:

@@ -51,11 +51,11 @@ def read_everything(data: bytes) -> None:
             records, _ = read_records(data, "fuzz.wal", tail_may_be_torn=torn)
         except CorruptionError:
             records = []
-        for _, payload in records:
+        for payload in (r.payload for r in records):
             with contextlib.suppress(CorruptionError):
                 decode_batch(payload, "fuzz.wal")
     records, _ = salvage_records(data)
-    for _, payload in records:
+    for payload in (r.payload for r in records):
         with contextlib.suppress(CorruptionError):
             decode_batch(payload, "fuzz.wal")
 
@@ -77,7 +77,7 @@ def check_cut_log(batches: list[list[Op]], fraction: float) -> None:
     cut = int(len(log) * fraction)
     with bounded(cut):
         records, end = read_records(log[:cut], "fuzz.wal", tail_may_be_torn=True)
-    got = [p for _, p in records]
+    got = [r.payload for r in records]
     assert got == payloads[: len(got)], "a cut log must read back as a prefix of its records"
     assert end <= cut
     for payload, ops in zip(got, batches):
@@ -108,7 +108,7 @@ def test_a_log_cut_anywhere_reads_as_a_prefix(batches: list[list[Op]], fraction:
 def test_a_valid_log_reads_back_whole(batches: list[list[Op]]) -> None:
     log, payloads = encode_log(batches)
     records, end = read_records(log, "fuzz.wal", tail_may_be_torn=False)
-    assert [p for _, p in records] == payloads and end == len(log)
+    assert [r.payload for r in records] == payloads and end == len(log)
     assert salvage_records(log) == (records, [])
 
 
