@@ -37,7 +37,8 @@ test-programs:
 	fi
 
 test: $(STAMP) test-programs
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -q
+	$(PY) -m pytest -q --doctest-modules shaledb
 
 $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(PY) -m pip install --quiet -r bench/requirements.txt

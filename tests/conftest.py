@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_lsm import SMALL_LSM, small_lsm_options
 
 import shaledb
 from shaledb.engine.lsm import LSMEngine
@@ -22,16 +23,6 @@ from shaledb.options import Options
 
 #: The repository root, so that child processes import this checkout's shaledb.
 ROOT = Path(__file__).resolve().parents[1]
-
-#: LSM settings that make every code path run on a few dozen keys.
-SMALL_LSM = {
-    "memtable_size": 8,
-    "block_size": 256,
-    "target_file_bytes": 2048,
-    "l0_compaction_trigger": 2,
-    "max_bytes_for_level_base": 4096,
-    "level_size_ratio": 4,
-}
 
 
 class FakeClock:
@@ -75,9 +66,9 @@ def new_clock() -> type[FakeClock]:
 
 
 @pytest.fixture
-def small_lsm() -> dict[str, Any]:
-    """Keyword arguments of ``shaledb.open`` for a tiny, busy LSM tree."""
-    return dict(SMALL_LSM)
+def small_lsm() -> Callable[..., dict[str, Any]]:
+    """:func:`small_lsm_options`: ``small_lsm(level_size_ratio=2)`` and so on."""
+    return small_lsm_options
 
 
 @pytest.fixture

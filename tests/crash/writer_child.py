@@ -18,8 +18,13 @@ from __future__ import annotations
 import json
 import random
 import sys
+from pathlib import Path
 
 import shaledb
+
+# The tests' one definition of the tiny tree (this child runs as a script).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_lsm import small_lsm_options  # noqa: E402
 
 
 def main() -> None:
@@ -28,12 +33,7 @@ def main() -> None:
     db = shaledb.open(
         directory,
         fsync=mode,
-        memtable_size=8,
-        block_size=256,
-        target_file_bytes=2048,
-        l0_compaction_trigger=2,
-        max_bytes_for_level_base=4096,
-        level_size_ratio=2,
+        **small_lsm_options(level_size_ratio=2),
     )
     out = sys.stdout
     out.write("READY\n")

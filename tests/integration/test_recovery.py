@@ -9,18 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_lsm import small_lsm_options
 
 import shaledb
 from shaledb.errors import CorruptionError
 
-SMALL = dict(
-    memtable_size=8,
-    block_size=256,
-    target_file_bytes=2048,
-    l0_compaction_trigger=2,
-    max_bytes_for_level_base=4096,
-    level_size_ratio=2,
-)
+SMALL = small_lsm_options(level_size_ratio=2)
 
 
 def files(directory: Path, suffix: str) -> list[str]:

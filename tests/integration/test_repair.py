@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tiny_lsm import small_lsm_options
 
 import shaledb
 from shaledb.engine.base import Op
@@ -20,14 +21,7 @@ from shaledb.engine.record_log import MANIFEST_EDIT, frame, read_records
 from shaledb.engine.repair import repair_directory
 from shaledb.errors import CorruptionError
 
-BUSY = dict(
-    memtable_size=20,
-    block_size=256,
-    target_file_bytes=2048,
-    l0_compaction_trigger=2,
-    max_bytes_for_level_base=4096,
-    level_size_ratio=2,
-)
+BUSY = small_lsm_options(memtable_size=20, level_size_ratio=2)
 
 
 def manifest_of(directory: Path) -> Path:

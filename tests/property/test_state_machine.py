@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from tiny_lsm import small_lsm_options
 
 import shaledb
 
@@ -56,14 +57,15 @@ class ShaleDBMachine(RuleBasedStateMachine):
     def _open(self) -> shaledb.DB:
         return shaledb.open(
             self.dir,
-            memtable_size=8,
-            block_size=128,
-            target_file_bytes=512,
-            l0_compaction_trigger=2,
-            max_bytes_for_level_base=1024,
-            level_size_ratio=2,
             fsync="never",
             clock=self.clock,
+            # Smaller still than the usual tiny tree: every rule runs in a few steps.
+            **small_lsm_options(
+                block_size=128,
+                target_file_bytes=512,
+                max_bytes_for_level_base=1024,
+                level_size_ratio=2,
+            ),
         )
 
     def teardown(self) -> None:

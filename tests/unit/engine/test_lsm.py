@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_lsm import small_lsm_options
 
 import shaledb
 from shaledb.engine import version_set, write_path
@@ -30,16 +31,7 @@ def names(path: Path, suffix: str) -> list[str]:
 
 
 def small(**overrides: Any) -> Options:
-    base = dict(
-        memtable_entries=8,
-        block_size=256,
-        target_file_bytes=2048,
-        l0_compaction_trigger=2,
-        max_bytes_for_level_base=4096,
-        level_size_ratio=4,
-    )
-    base.update(overrides)
-    return Options(**base)
+    return Options(**small_lsm_options(**{"memtable_entries": 8, **overrides}))
 
 
 def puts(n: int, prefix: str = "k", value: str = "v") -> list:
