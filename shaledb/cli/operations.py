@@ -121,7 +121,8 @@ def dump_lines(db: shaledb.DB) -> Iterator[str]:
                 except shaledb.NotFoundError:
                     continue  # expired since the scan began
                 if ttl is not None:
-                    line["ttl"] = round(ttl, 3)
+                    # Never 0: load refuses a TTL that is not positive.
+                    line["ttl"] = max(round(ttl, 3), 0.001)
                 yield json.dumps(line, ensure_ascii=False)
 
 

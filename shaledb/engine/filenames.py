@@ -6,7 +6,8 @@ MANIFEST-NNNNNN    log of version edits (live tables, catalog, counters)
 NNNNNN.wal         write-ahead log
 NNNNNN.sst         sorted table
 *.tmp              a file being written; removed on open
-lost/              tables recovery could not prove dead, moved aside (never deleted)
+lost/              files moved aside, never deleted: tables an open could not prove
+                   dead, and the inputs of a repair (NAME or NAME~N)
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def manifest_name(number: int) -> str:
 
 def temp_name(name: str) -> str:
     return name + TEMP_SUFFIX
+
+
+def lost_name(name: str, taken: set[str]) -> str:
+    """The name under which ``name`` goes into ``lost/``: itself, or ``name~N`` when
+    ``taken`` (the names already there) holds it."""
+    candidate, n = name, 0
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}~{n}"
+    return candidate
+
+
+def parse_lost(name: str) -> tuple[FileKind, int] | None:
+    """:func:`parse` of a name in ``lost/`` (``name~N`` included)."""
+    return parse(name.split("~")[0])
 
 
 def parse(name: str) -> tuple[FileKind, int] | None:

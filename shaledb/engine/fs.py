@@ -26,6 +26,11 @@ import shutil
 from shaledb.engine import filenames
 from shaledb.errors import LockedError, StorageError
 
+def _fdatasync(fd: int) -> None:
+    # fdatasync where the platform has it (Linux), else fsync (which syncs metadata too).
+    # Looked up per call, so tests that replace os.fdatasync see every sync.
+    getattr(os, "fdatasync", os.fsync)(fd)
+
 
 def storage_error(action: str, path: str, exc: OSError) -> StorageError:
     """The :class:`StorageError` for ``exc``, raised while doing ``action`` to ``path``."""
@@ -57,7 +62,7 @@ class AppendFile:
 
     def sync(self) -> None:
         try:
-            os.fdatasync(self.fd)
+            _fdatasync(self.fd)
         except OSError as exc:
             raise storage_error("fsync", self.path, exc) from exc
 

@@ -37,7 +37,7 @@ from shaledb.engine.table_writer import TableWriter
 from shaledb.engine.version_edit import VersionEdit
 from shaledb.engine.version_set import VersionSet
 from shaledb.engine.write_path import WritePath
-from shaledb.errors import ClosedError, LockedError, ShaleDBError
+from shaledb.errors import ClosedError, LockedError, ShaleDBError, StorageError
 from shaledb.options import Options
 
 
@@ -273,13 +273,14 @@ def _shut_down(parts: _Parts, warn: bool) -> None:
         writes.cond.notify_all()
     if threading.current_thread() is not parts.thread:
         parts.thread.join()
-    with writes.lock:
-        writes.closed = True
-        try:
+    try:
+        with writes.lock:
+            writes.closed = True
             writes.wal.close()
-            parts.versions.close()
-        finally:
-            parts.dir_lock.release()
+        # Outside the write lock: log_and_apply takes the manifest lock, then this one.
+        parts.versions.close()
+    finally:
+        parts.dir_lock.release()
 
 
 #: Seconds the background thread sleeps when idle before it checks the LOCK file.
@@ -309,6 +310,9 @@ def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath) -> None:
         except ShaleDBError as exc:
             writes.stop(exc)
             return
+        except Exception as exc:  # a bug: stop writes loudly instead of stalling them
+            writes.stop(StorageError(f"background flush or compaction failed: {exc!r}"))
+            raise
         finally:
             # Drop the references now: they keep the engine and the job's input tables
             # (whose files are deleted when unused) alive.

@@ -206,7 +206,8 @@ def remove_obsolete(fs: FileSystem, directory: str, state: ManifestState, live: 
                 continue
             if state.torn_at is not None:
                 fs.make_dirs(lost)
-                fs.rename(path, filenames.path(lost, name))
+                taken = set(fs.list_dir(lost))
+                fs.rename(path, filenames.path(lost, filenames.lost_name(name, taken)))
                 continue
             fs.remove(path)
         elif (kind is FileKind.WAL and number < live.log_number) or (

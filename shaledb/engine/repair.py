@@ -43,10 +43,9 @@ from shaledb.errors import CorruptionError, StorageError
 # The catalog is the key space's concept (shaledb.keyspace), read here only to keep
 # table ids from being reused: the engine itself never looks inside keys.
 from shaledb.keyspace import table_id_of
-from shaledb.options import Options, wall_clock
+from shaledb.options import Options
 
 #: Where repair keeps its inputs once the repaired state is durable.
-LOST_DIR = "lost"
 #: Tables whose ids are in the data but not in the catalog are listed here.
 RECOVERED_NAMESPACE = "recovered"
 
@@ -109,7 +108,7 @@ def repair_directory(
 def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
     report = RepairReport()
     names = [n for n in fs.list_dir(directory) if not n.endswith(filenames.TEMP_SUFFIX)]
-    lost_dir = filenames.path(directory, LOST_DIR)
+    lost_dir = filenames.path(directory, filenames.LOST_DIR)
     lost_names = fs.list_dir(lost_dir) if fs.exists(lost_dir) else []
     numbered = {n: p for n in names if (p := filenames.parse(n)) is not None}
     base = _read_base(fs, directory, names, report)
@@ -133,6 +132,9 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         next_file=log_number + 1,
         last_seq=last_seq,
         catalog=catalog,
+        # Every write found is in the new tables, and no WAL is live: the next open
+        # checks from here that no later write goes missing.
+        flushed_seq=last_seq,
     )
     # The new state is durable once this returns: manifest fsynced, CURRENT replaced.
     ManifestWriter(fs, directory, manifest_number, snapshot).close()
@@ -346,7 +348,7 @@ def _write_tables(
     report: RepairReport,
 ) -> tuple[list[tuple[int, TableFile]], int, set[int]]:
     """Merge ``order`` into new durable tables; ``(added, next file number, table ids)``."""
-    now_ms = int(wall_clock() * 1000)
+    now_ms = int(options.clock() * 1000)
     added: list[tuple[int, TableFile]] = []
     ids: set[int] = set()
     numbers = itertools.count(next_file)
@@ -433,8 +435,7 @@ def _rebuilt_catalog(
 # -- step 4: keeping the inputs aside ------------------------------------------------------
 
 
-def _parse_lost(name: str) -> tuple[FileKind, int] | None:
-    return filenames.parse(name.split("~")[0])
+_parse_lost = filenames.parse_lost
 
 
 def _move_aside(
@@ -450,11 +451,7 @@ def _move_aside(
     fs.make_dirs(lost_dir)
     fs.sync_dir(directory)
     for name in inputs:
-        target = name
-        for n in itertools.count(1):
-            if target not in taken:
-                break
-            target = f"{name}~{n}"
+        target = filenames.lost_name(name, taken)
         taken.add(target)
         fs.rename(filenames.path(directory, name), filenames.path(lost_dir, target))
         report.moved.append(target)

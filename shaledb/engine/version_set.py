@@ -150,7 +150,7 @@ class VersionSet:
         return VersionEdit(
             added=list(version.files()),
             log_number=self.log_number,
-            # One beyond: the new manifest's own number is taken after this is read.
+            # One beyond: the new manifest takes the next number (a gap at worst).
             next_file=self._next_file + 1,
             last_seq=last_seq,
             flushed_seq=self.flushed_seq,
