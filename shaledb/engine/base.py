@@ -22,6 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
+#: ``Op``'s fields as a plain tuple (an Op is one).
+RawOp = tuple[int, bytes, int, bytes]
+#: ``Entry``'s fields as a plain tuple (an Entry is one): what scans yield.
+RawEntry = tuple[bytes, int, int, bytes]
+
 
 class Op(NamedTuple):
     """One put or delete handed to :meth:`Engine.write`."""
@@ -57,8 +62,9 @@ class Engine(Protocol):
         """True once :meth:`close` has run; every later call raises ClosedError."""
         ...
 
-    def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
-        """Apply ``ops`` atomically, in order.
+    def write(self, ops: Sequence[RawOp], condition: Callable[[], bool] | None = None) -> bool:
+        """Apply ``ops`` atomically, in order. Each is an :class:`Op` or a plain tuple
+        of its fields in its order.
 
         If ``condition`` is given it is called under the engine's write lock, after
         every earlier write is applied and before this one; when it returns False
@@ -76,8 +82,11 @@ class Engine(Protocol):
 
     def scan(
         self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
-    ) -> Iterator[Entry]:
+    ) -> Iterator[RawEntry]:
         """Live entries with ``lo <= key < hi`` (``hi`` None: no upper bound), sorted.
+
+        Each is a plain tuple of :class:`Entry`'s fields in its order: a scan makes one
+        per entry, and a named tuple would cost a fifth of a long scan's time.
 
         ``limit`` is a hint: the caller reads at most that many entries, so the engine
         may stop preparing more (the iterator may still yield more).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from shaledb.engine.base import Op
+from shaledb.engine.base import Op, RawOp
 from shaledb.engine.entry import EXPIRY, HAS_TTL
 from shaledb.errors import CorruptionError
 
@@ -25,7 +25,7 @@ OP_HEADER = struct.Struct("<BII")
 _SINGLE_PUT = struct.Struct("<" + BATCH_HEADER.format[1:] + OP_HEADER.format[1:])
 
 
-def encode_batch(seq: int, ops: Sequence[Op]) -> bytes:
+def encode_batch(seq: int, ops: Sequence[RawOp]) -> bytes:
     """The payload of one WAL record for ``ops``, the first numbered ``seq``."""
     if len(ops) == 1:
         flags, key, _, value = ops[0]

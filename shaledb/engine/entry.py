@@ -25,10 +25,6 @@ USER_FLAGS = KEY_STR | VALUE_STR
 #: An entry with none of these bits is live whatever the clock says.
 MAYBE_DEAD = TOMBSTONE | HAS_TTL
 
-#: An entry inside the engine's read and merge stack: ``Entry``'s fields, in its order,
-#: as a plain tuple. Made per entry by the millions, so no named-tuple construction;
-#: the engine interface hands out :class:`~shaledb.engine.base.Entry` and ``Found``.
-RawEntry = tuple[bytes, int, int, bytes]
 #: ``Found``'s fields as a plain tuple: what memtables and blocks hold for a key.
 RawFound = tuple[int, int, bytes]
 

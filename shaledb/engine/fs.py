@@ -26,6 +26,7 @@ import shutil
 from shaledb.engine import filenames
 from shaledb.errors import LockedError, StorageError
 
+
 def _fdatasync(fd: int) -> None:
     # fdatasync where the platform has it (Linux), else fsync (which syncs metadata too).
     # Looked up per call, so tests that replace os.fdatasync see every sync.

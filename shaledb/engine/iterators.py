@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from operator import itemgetter
 
-from shaledb.engine.base import Entry
-from shaledb.engine.entry import EXPIRY, HAS_TTL, MAYBE_DEAD, TOMBSTONE, RawEntry, is_live
+from shaledb.engine.base import RawEntry
+from shaledb.engine.entry import EXPIRY, HAS_TTL, MAYBE_DEAD, TOMBSTONE
 
 _key = itemgetter(0)
 
@@ -35,13 +35,13 @@ def merge(sources: Sequence[Iterator[RawEntry]], reverse: bool = False) -> Itera
             yield entry
 
 
-def live(entries: Iterator[RawEntry], now_ms: int) -> Iterator[Entry]:
-    """Entries that are neither tombstones nor expired at ``now_ms`` (the snapshot's time),
-    as :class:`~shaledb.engine.base.Entry`."""
-    make = Entry._make
+def live(entries: Iterator[RawEntry], now_ms: int) -> Iterator[RawEntry]:
+    """Entries that are neither tombstones nor expired at ``now_ms`` (the snapshot's time)."""
     for entry in entries:
-        if is_live(entry[1], entry[2], now_ms):
-            yield make(entry)
+        flags = entry[1]
+        # is_live, inlined: this runs once per scanned entry.
+        if not flags & MAYBE_DEAD or not (flags & TOMBSTONE or entry[2] <= now_ms):
+            yield entry
 
 
 #: Columns of entries: ``(keys, flags, stored values)``, values with their expiry prefix.
@@ -59,7 +59,7 @@ def merge_windows(
     hi: bytes | None,
     now_ms: int,
     reverse: bool = False,
-) -> Iterator[Entry]:
+) -> Iterator[RawEntry]:
     """Live entries in ``[lo, hi)`` merged from ``sources`` (newest first), window by window.
 
     ``bounds`` (sorted) cut the range into windows. In each, every source's columns go
@@ -88,18 +88,18 @@ def merge_windows(
         if any(map(MAYBE_DEAD.__and__, flags)):
             yield from _live_columns(keys, flags, values, now_ms)
         else:
-            yield from map(Entry._make, zip(keys, flags, repeat(0), values))
+            yield from zip(keys, flags, repeat(0), values)
 
 
 def _live_columns(
     keys: list[bytes], flags: bytes, values: list[bytes], now_ms: int
-) -> Iterator[Entry]:
+) -> Iterator[RawEntry]:
     for key, flag, value in zip(keys, flags, values):
         if flag & TOMBSTONE:
             continue
         if flag & HAS_TTL:
             (expire_ms,) = EXPIRY.unpack_from(value)
             if expire_ms > now_ms:
-                yield Entry(key, flag, expire_ms, value[EXPIRY.size :])
+                yield key, flag, expire_ms, value[EXPIRY.size :]
         else:
-            yield Entry(key, flag, 0, value)
+            yield key, flag, 0, value

@@ -18,6 +18,9 @@ from shaledb.engine.log_format import (
     fragment_type,
 )
 
+_pack_length_and_type = LENGTH_AND_TYPE.pack
+_pack_crc = CRC.pack
+
 
 def _fragment(type_byte: int, chunk: bytes) -> bytes:
     body = LENGTH_AND_TYPE.pack(len(chunk), type_byte) + chunk
@@ -38,12 +41,14 @@ class LogWriter:
 
     def frame(self, payload: bytes) -> bytes:
         """The bytes of one record holding ``payload``, to be appended at :attr:`offset`."""
+        size = len(payload)
+        if size + HEADER_SIZE <= BLOCK_SIZE - self.offset % BLOCK_SIZE:
+            # The common case, a record that fits in what is left of the block: one
+            # fragment, built inline (this runs once per write).
+            body = _pack_length_and_type(size, self._full) + payload
+            self.offset += size + HEADER_SIZE
+            return _pack_crc(crc32c(body)) + body
         left = BLOCK_SIZE - self.offset % BLOCK_SIZE
-        if len(payload) + HEADER_SIZE <= left:
-            # The common case, a record that fits in what is left of the block.
-            record = _fragment(self._full, payload)
-            self.offset += len(record)
-            return record
         parts: list[bytes] = []
         view = memoryview(payload)
         pos, first = 0, True

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from shaledb.engine import compaction as compactions
 from shaledb.engine import filenames, read_path, recovery
-from shaledb.engine.base import Entry, Found, Op
+from shaledb.engine.base import Found, RawEntry, RawOp
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.flush import flush_immutable
 from shaledb.engine.fs import DirectoryLock, FileSystem
@@ -69,6 +69,7 @@ class LSMEngine:
             self._dir_lock.release()
             raise
         self._writes = WritePath(directory, self.options, self._versions, wal, mem)
+        self._now_ms = self.now_ms  # bound once: every get passes it
         self._versions.sync_log = self._writes.sync_log
         self._versions.on_failure = self._writes.stop
         thread = threading.Thread(
@@ -92,12 +93,13 @@ class LSMEngine:
 
     # -- writes and reads ------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
+    def write(self, ops: Sequence[RawOp], condition: Callable[[], bool] | None = None) -> bool:
         return self._writes.write(ops, condition)
 
     def put(self, flags: int, key: bytes, value: bytes) -> None:
-        """``write([Op(flags, key, 0, value)])``: one path for every write."""
-        self._writes.write((Op(flags, key, 0, value),))
+        """``write([Op(flags, key, 0, value)])``: one path for every write (the op as a
+        plain tuple, which is all the write path reads of it)."""
+        self._writes.write(((flags, key, 0, value),))
 
     def deferred_sync(self) -> AbstractContextManager[None]:
         return self._writes.deferred_sync()
@@ -106,7 +108,7 @@ class LSMEngine:
         writes = self._writes
         if writes.closed or writes.read_error is not None:
             self._check_readable()
-        return read_path.get(writes.state, key, self.now_ms())
+        return read_path.get(writes.state, key, self._now_ms)
 
     def _check_readable(self) -> None:
         if self._writes.closed:
@@ -116,7 +118,7 @@ class LSMEngine:
 
     def scan(
         self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
-    ) -> Iterator[Entry]:
+    ) -> Iterator[RawEntry]:
         self._check_readable()
         return read_path.scan(self._state, self._writes.lock, lo, hi, reverse, limit, self.now_ms())
 
@@ -275,7 +277,7 @@ def _shut_down(parts: _Parts, warn: bool) -> None:
         parts.thread.join()
     try:
         with writes.lock:
-            writes.closed = True
+            writes.close_writes()
             writes.wal.close()
         # Outside the write lock: log_and_apply takes the manifest lock, then this one.
         parts.versions.close()

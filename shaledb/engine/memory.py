@@ -15,7 +15,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from shaledb.engine.base import Entry, Found, Op
+from shaledb.engine.base import Entry, Found, Op, RawOp
 from shaledb.engine.entry import TOMBSTONE, is_live
 from shaledb.errors import ClosedError
 from shaledb.options import Options
@@ -38,7 +38,7 @@ class MemoryEngine:
     def now_ms(self) -> int:
         return int(self.options.clock() * 1000)
 
-    def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
+    def write(self, ops: Sequence[RawOp], condition: Callable[[], bool] | None = None) -> bool:
         with self._lock:
             self._check_open()
             if condition is not None and not condition():

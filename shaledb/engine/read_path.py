@@ -14,8 +14,8 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
-from shaledb.engine.base import Entry, Found
-from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE, RawEntry
+from shaledb.engine.base import Found, RawEntry
+from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.iterators import Columns, ColumnSource, live, merge, merge_windows
 from shaledb.engine.sstable.reader import SSTable
 from shaledb.engine.state import EngineState
@@ -28,23 +28,35 @@ _WINDOW_ENTRIES = 4096
 _ENTRIES_PER_BLOCK = 32
 
 
-def get(state: EngineState, key: bytes, now_ms: int) -> Found | None:
-    """The live entry for ``key`` in ``state``; None when missing, deleted or expired."""
-    found = state.mem.entries.get(key)
-    if found is None:
+def get(state: EngineState, key: bytes, now_ms: Callable[[], int]) -> Found | None:
+    """The live entry for ``key`` in ``state``; None when missing, deleted or expired.
+
+    ``now_ms`` is the clock, read only for an entry that has an expiry.
+    """
+    raw = state.mem.entries.get(key)
+    if raw is None:
         for imm in state.imms:
-            found = imm.entries.get(key)
-            if found is not None:
+            raw = imm.entries.get(key)
+            if raw is not None:
                 break
         else:
-            found = state.version.get(key)
+            found = state.version.get(key)  # tables hand out Found already
             if found is None:
                 return None
-    flags = found[0]
-    # is_live, inlined: this is the hottest line of every read.
-    if flags & MAYBE_DEAD and (flags & TOMBSTONE or found[1] <= now_ms):
+            flags = found[0]
+            # is_live, inlined: this is the hottest line of every read.
+            if flags & MAYBE_DEAD and (flags & TOMBSTONE or found[1] <= now_ms()):
+                return None
+            return found
+    flags = raw[0]
+    if flags & MAYBE_DEAD and (flags & TOMBSTONE or raw[1] <= now_ms()):
         return None
-    return Found._make(found)
+    # Memtables keep plain tuples (a put stays cheap); tuple.__new__ is the cheapest
+    # way to the named form.
+    return _new(Found, raw)
+
+
+_new = tuple.__new__
 
 
 def scan(
@@ -55,7 +67,7 @@ def scan(
     reverse: bool,
     limit: int | None,
     now_ms: int,
-) -> Iterator[Entry]:
+) -> Iterator[RawEntry]:
     """Live entries with ``lo <= key < hi`` over the state ``state_of()`` returns under
     ``lock`` (the write lock, held only while the memtable is copied)."""
     if limit is None or limit > HEAP_MERGE_LIMIT:
@@ -90,7 +102,7 @@ def _scan_windows(
     hi: bytes | None,
     reverse: bool,
     now_ms: int,
-) -> Iterator[Entry]:
+) -> Iterator[RawEntry]:
     """A long scan: sources read as columns and merged window by window."""
     with lock:
         state = state_of()

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shaledb.engine import filenames
+from shaledb.engine.base import RawEntry
 from shaledb.engine.batch import decode_batch
 from shaledb.engine.block_cache import BlockCache
-from shaledb.engine.entry import RawEntry, is_live
+from shaledb.engine.entry import is_live
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.iterators import merge

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from shaledb.engine import filenames
-from shaledb.engine.base import Op
+from shaledb.engine.base import RawOp
 from shaledb.engine.batch import encode_batch
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
@@ -51,6 +51,10 @@ class WritePath:
         #: Notified whenever the state changes or the engine stops.
         self.cond = threading.Condition(self.lock)
         self.state = EngineState(mem, (), versions.current)
+        #: Whether a write must look closer before it goes: immutable memtables wait,
+        #: level 0 is long, an error stopped writes, or the engine closed. One flag
+        #: read per write instead of four tests; kept by _publish and the setters.
+        self._held_up = False
         self.closed = False
         #: Set when shutdown begins: the background thread stops.
         self.closing = False
@@ -84,16 +88,10 @@ class WritePath:
 
     # -- writes --------------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], condition: Callable[[], bool] | None = None) -> bool:
+    def write(self, ops: Sequence[RawOp], condition: Callable[[], bool] | None = None) -> bool:
         """Apply ``ops`` atomically (see :meth:`shaledb.engine.base.Engine.write`)."""
         with self.lock:
-            state = self.state
-            if (
-                state.imms
-                or len(state.version.levels[0]) >= self._slowdown_at
-                or self.error is not None
-                or self.closed
-            ):
+            if self._held_up:
                 self._make_room()
             if condition is not None and not condition():
                 return False
@@ -106,15 +104,23 @@ class WritePath:
             except StorageError as exc:
                 # A partial record may be in the log: nothing may follow it.
                 self.error = exc
+                self._held_up = True
                 raise
             versions.last_seq += len(ops)
             # Read now, not before _make_room: it may release the lock, and a rotation
             # meanwhile would leave the old memtable frozen.
             mem = self.state.mem
-            for flags, key, expire_ms, value in ops:
+            if len(ops) == 1:  # most writes: no loop to set up
+                flags, key, expire_ms, value = ops[0]
                 mem.put(key, flags, expire_ms, value)
+            else:
+                for flags, key, expire_ms, value in ops:
+                    mem.put(key, flags, expire_ms, value)
             mem.last_seq = versions.last_seq
-            if mem.approximate_bytes >= self._flush_bytes or len(mem) >= self._flush_entries:
+            if (
+                mem.approximate_bytes >= self._flush_bytes
+                or len(mem.entries) >= self._flush_entries
+            ):
                 self._rotate()
         if self._sync_always:
             self._sync_or_defer(position)
@@ -132,6 +138,7 @@ class WritePath:
             self.wal.sync_to(position)
         except StorageError as exc:
             if self._sync_always:
+                self._held_up = True
                 self.read_error = self.error = StorageError(
                     f"the write-ahead log could not be made durable ({exc}); writes that "
                     "raised may be in memory but were never acknowledged, so the database "
@@ -183,8 +190,7 @@ class WritePath:
         state = self.state
         mem = MemTable(number)
         mem.last_seq = self._versions.last_seq
-        self.state = EngineState(mem, (state.mem, *state.imms), state.version)
-        self.cond.notify_all()
+        self._publish(EngineState(mem, (state.mem, *state.imms), state.version))
 
     def sync_log(self) -> int:
         """Make every write so far durable; the last sequence number they hold."""
@@ -224,11 +230,26 @@ class WritePath:
             imms = tuple(m for m in state.imms if m is not flushed)
             if flushed is not None:
                 self.flushes += 1
-            self.state = EngineState(state.mem, imms, version)
-            self.cond.notify_all()
+            self._publish(EngineState(state.mem, imms, version))
+
+    def _publish(self, state: EngineState) -> None:
+        """Install ``state`` and wake whoever waits on it. Holds the lock."""
+        self.state = state
+        self._held_up = (
+            bool(state.imms)
+            or len(state.version.levels[0]) >= self._slowdown_at
+            or self.error is not None
+            or self.closed
+        )
+        self.cond.notify_all()
+
+    def close_writes(self) -> None:
+        """Refuse every later write and read: the engine is closing. Holds the lock."""
+        self.closed = self._held_up = True
 
     def stop(self, error: ShaleDBError) -> None:
         """Refuse every later write (background work failed)."""
         with self.lock:
             self.error = error
+            self._held_up = True
             self.cond.notify_all()

@@ -31,7 +31,7 @@ def put_keys(engine: LSMEngine, start: int, count: int) -> None:
 
 
 def all_keys(engine: LSMEngine) -> dict[bytes, bytes]:
-    return {e.key: e.value for e in engine.scan(b"", None)}
+    return {key: value for key, _flags, _expire, value in engine.scan(b"", None)}
 
 
 def names(directory: Path, suffix: str) -> list[str]:
