@@ -32,6 +32,11 @@ SECTIONS = {
         "Not run yet. `python bench/bench_network.py --output docs/benchmarks.md` measures "
         "the server over the JSON-lines protocol and writes its figures here.\n"
     ),
+    "redis": (
+        "## Redis protocol\n\n"
+        "Not run yet. `make bench-redis` runs redis-benchmark against ShaleDB and against "
+        "redis-server in one run and writes the ratios here.\n"
+    ),
 }
 
 
