@@ -26,6 +26,8 @@ from typing import Any, NamedTuple, Protocol
 RawOp = tuple[int, bytes, int, bytes]
 #: ``Entry``'s fields as a plain tuple (an Entry is one): what scans yield.
 RawEntry = tuple[bytes, int, int, bytes]
+#: ``Found``'s fields as a plain tuple (a Found is one): what point reads return.
+RawFound = tuple[int, int, bytes]
 
 
 class Op(NamedTuple):
@@ -76,8 +78,12 @@ class Engine(Protocol):
         """Exactly ``write([(flags, key, 0, value)])``: a put without expiry (the hot path)."""
         ...
 
-    def get(self, key: bytes) -> Found | None:
-        """The live entry for ``key``; None when missing, deleted or expired."""
+    def get(self, key: bytes) -> RawFound | None:
+        """The live entry for ``key``; None when missing, deleted or expired.
+
+        A plain tuple of :class:`Found`'s fields in its order. Rejected: a named tuple
+        per read; building one costs 200-350 ns, a quarter of a memtable hit.
+        """
         ...
 
     def scan(

@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, repeat
 
-from shaledb.engine.base import Found, RawEntry
+from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.checksum import CRC, crc32c
 from shaledb.engine.entry import EXPIRY, HAS_TTL
 from shaledb.errors import CorruptionError
@@ -38,7 +38,6 @@ try:
 except ImportError:  # pragma: no cover - lz4 is a dependency; tolerated for reading plain tables
     _lz4 = None  # type: ignore[assignment]
 _COUNT = struct.Struct("<I")
-_new = tuple.__new__
 #: The most LZ4 expands its input (each byte of a match run stands for up to 255).
 _LZ4_MAX_RATIO = 255
 
@@ -150,24 +149,20 @@ class Block:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def entry(self, i: int) -> Found:
+    def entry(self, i: int) -> RawFound:
         """``(flags, expire_ms, value)`` of entry ``i``."""
         start = self._values_start + (self._value_ends[i - 1] if i else 0)
         end = self._values_start + self._value_ends[i]
         flags = self._flags[i]
         if flags & HAS_TTL:
-            return _new(
-                Found,
-                (
-                    flags,
-                    EXPIRY.unpack_from(self._buf, start)[0],
-                    self._buf[start + EXPIRY.size : end],
-                ),
+            return (
+                flags,
+                EXPIRY.unpack_from(self._buf, start)[0],
+                self._buf[start + EXPIRY.size : end],
             )
-        # tuple.__new__ directly: a third of the cost of Found(...) on the hot read path.
-        return _new(Found, (flags, 0, self._buf[start:end]))
+        return flags, 0, self._buf[start:end]
 
-    def get(self, key: bytes) -> Found | None:
+    def get(self, key: bytes) -> RawFound | None:
         keys = self.keys
         i = bisect_left(keys, key)
         if i < len(keys) and keys[i] == key:

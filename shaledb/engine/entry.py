@@ -25,8 +25,6 @@ USER_FLAGS = KEY_STR | VALUE_STR
 #: An entry with none of these bits is live whatever the clock says.
 MAYBE_DEAD = TOMBSTONE | HAS_TTL
 
-#: ``Found``'s fields as a plain tuple: what memtables and blocks hold for a key.
-RawFound = tuple[int, int, bytes]
 
 #: An expiry time as stored: milliseconds since the epoch, unsigned 64-bit little-endian.
 EXPIRY = struct.Struct("<Q")

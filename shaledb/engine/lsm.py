@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from shaledb.engine import compaction as compactions
 from shaledb.engine import filenames, read_path, recovery
-from shaledb.engine.base import Found, RawEntry, RawOp
+from shaledb.engine.base import RawEntry, RawFound, RawOp
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.flush import flush_immutable
 from shaledb.engine.fs import DirectoryLock, FileSystem
@@ -104,7 +104,7 @@ class LSMEngine:
     def deferred_sync(self) -> AbstractContextManager[None]:
         return self._writes.deferred_sync()
 
-    def get(self, key: bytes) -> Found | None:
+    def get(self, key: bytes) -> RawFound | None:
         writes = self._writes
         if writes.closed or writes.read_error is not None:
             self._check_readable()

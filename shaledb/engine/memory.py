@@ -15,7 +15,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from shaledb.engine.base import Entry, Found, Op, RawOp
+from shaledb.engine.base import Entry, Found, Op, RawFound, RawOp
 from shaledb.engine.entry import TOMBSTONE, is_live
 from shaledb.errors import ClosedError
 from shaledb.options import Options
@@ -53,7 +53,7 @@ class MemoryEngine:
     def put(self, flags: int, key: bytes, value: bytes) -> None:
         self.write((Op(flags, key, 0, value),))
 
-    def get(self, key: bytes) -> Found | None:
+    def get(self, key: bytes) -> RawFound | None:
         self._check_open()
         found: Found | None = self._data.get(key)
         if found is None or not is_live(found.flags, found.expire_ms, self.now_ms()):

@@ -18,9 +18,9 @@ from bisect import bisect_left, insort
 from collections.abc import Iterator
 from operator import itemgetter
 
-from shaledb.engine.base import RawEntry
+from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.block import value_with_expiry
-from shaledb.engine.entry import HAS_TTL, RawFound, is_live
+from shaledb.engine.entry import HAS_TTL, is_live
 
 _first = itemgetter(0)
 _third = itemgetter(2)

@@ -14,7 +14,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
-from shaledb.engine.base import Found, RawEntry
+from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.iterators import Columns, ColumnSource, live, merge, merge_windows
 from shaledb.engine.sstable.reader import SSTable
@@ -28,7 +28,7 @@ _WINDOW_ENTRIES = 4096
 _ENTRIES_PER_BLOCK = 32
 
 
-def get(state: EngineState, key: bytes, now_ms: Callable[[], int]) -> Found | None:
+def get(state: EngineState, key: bytes, now_ms: Callable[[], int]) -> RawFound | None:
     """The live entry for ``key`` in ``state``; None when missing, deleted or expired.
 
     ``now_ms`` is the clock, read only for an entry that has an expiry.
@@ -40,23 +40,14 @@ def get(state: EngineState, key: bytes, now_ms: Callable[[], int]) -> Found | No
             if raw is not None:
                 break
         else:
-            found = state.version.get(key)  # tables hand out Found already
-            if found is None:
+            raw = state.version.get(key)
+            if raw is None:
                 return None
-            flags = found[0]
-            # is_live, inlined: this is the hottest line of every read.
-            if flags & MAYBE_DEAD and (flags & TOMBSTONE or found[1] <= now_ms()):
-                return None
-            return found
     flags = raw[0]
+    # is_live, inlined: this is the hottest line of every read.
     if flags & MAYBE_DEAD and (flags & TOMBSTONE or raw[1] <= now_ms()):
         return None
-    # Memtables keep plain tuples (a put stays cheap); tuple.__new__ is the cheapest
-    # way to the named form.
-    return _new(Found, raw)
-
-
-_new = tuple.__new__
+    return raw
 
 
 def scan(

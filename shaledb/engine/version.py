@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shaledb.engine import bloom
-from shaledb.engine.base import Found
+from shaledb.engine.base import RawFound
 from shaledb.engine.sstable.reader import SSTable
 from shaledb.engine.version_edit import TableFile, VersionEdit
 
@@ -69,7 +69,7 @@ class Version:
         """The file numbers of every live table."""
         return {f.number for files in self.levels for f in files}
 
-    def get(self, key: bytes) -> Found | None:
+    def get(self, key: bytes) -> RawFound | None:
         """The newest stored entry for ``key`` (tombstones included), or None."""
         # The bloom filter hashes, once for every table probed.
         hashes = bloom.hashes(key)

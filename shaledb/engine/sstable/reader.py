@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from shaledb.engine import block as blocks
 from shaledb.engine import bloom
-from shaledb.engine.base import Found, RawEntry
+from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.block import TRAILER_SIZE, Block
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.fs import FileSystem, RandomAccessFile
@@ -159,7 +159,7 @@ class SSTable:
                 self._cache.put(key, block)
         return block
 
-    def get(self, key: bytes, key_hashes: tuple[int, int] | None = None) -> Found | None:
+    def get(self, key: bytes, key_hashes: tuple[int, int] | None = None) -> RawFound | None:
         """The entry stored for ``key`` (tombstones included), or None.
 
         ``key_hashes``: the key's :func:`bloom.hashes`, when the caller has them already.
