@@ -131,7 +131,8 @@ def serve(
     """
     import shaledb
     from shaledb.errors import ShaleDBError
-    from shaledb.server.server import ServerConfig, run
+    from shaledb.server.runner import run
+    from shaledb.server.server import ServerConfig
 
     logging.basicConfig(
         level=log_level.upper(),

@@ -33,7 +33,7 @@ from shaledb import DB, AuthenticationError, NotFoundError, ShaleDBError, Table
 from shaledb.keyspace import DEFAULT_NAMESPACE, DEFAULT_TABLE
 
 # The command modules register themselves in REGISTRY on import.
-from shaledb.server import resp_keys, resp_server, resp_strings  # noqa: E402, F401, I001
+from shaledb.server import resp_connection_commands, resp_keys, resp_server, resp_strings  # noqa: E402, F401, I001
 from shaledb.server.expiry import ExpiryTracker
 from shaledb.server.pubsub import Broker
 from shaledb.server.resp_commands import REGISTRY, Replies, RespError, Spec, text, wrong_args

@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
@@ -436,43 +434,3 @@ def _respond_all(session: Session, lines: list[bytes]) -> bytes:
     except StorageError as exc:
         # The shared fsync failed: none of these writes may be acknowledged as durable.
         return json_protocol.encode_error(exc) * len(lines)
-
-
-def _loop_runner() -> tuple[Callable[..., None], str]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run, "asyncio"
-    return uvloop.run, "uvloop"
-
-
-def run(db: DB, config: ServerConfig, ready: Callable[[Server], None] | None = None) -> None:
-    """Serve ``db`` until SIGTERM or SIGINT, then return after a clean shutdown.
-
-    ``ready`` is called once the port is bound. The caller closes ``db`` afterwards.
-    Raises OSError when the port cannot be bound.
-    """
-    runner, loop_name = _loop_runner()
-
-    async def main() -> None:
-        server = Server(db, config)
-        await server.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, server.stop)
-            except NotImplementedError:  # Windows: no loop signal handlers
-                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(server.stop))
-        log.info(
-            "ShaleDB listening on %s:%d (JSON lines and RESP, %s)%s",
-            config.host,
-            server.port,
-            loop_name,
-            f"; metrics on port {server.metrics_port}" if server.metrics_port is not None else "",
-        )
-        if ready is not None:
-            ready(server)
-        await server.wait_stopped()
-        log.info("ShaleDB server stopped")
-
-    runner(main())

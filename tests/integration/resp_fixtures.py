@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from shaledb.server.resp_protocol import ReplyParser, encode_command
+from shaledb.server.resp_protocol import encode_command
+from shaledb.server.resp_reply_parser import ReplyParser
 
 
 def program(name: str) -> str:

@@ -13,7 +13,6 @@ from shaledb.server.resp_protocol import (
     ErrorReply,
     FramingError,
     Push,
-    ReplyParser,
     RequestParser,
     SimpleString,
     encode,
@@ -21,6 +20,7 @@ from shaledb.server.resp_protocol import (
     format_double,
     split_inline,
 )
+from shaledb.server.resp_reply_parser import ReplyParser
 
 
 def parse(data: bytes, max_frame: int = 1 << 20) -> tuple[list[list[bytes]], FramingError | None]:
