@@ -6,6 +6,8 @@ Tables over RESP: ``SELECT n`` with a number picks database n as Redis numbers t
 ``SELECT table`` (default namespace) picks any existing table by name.
 """
 
+from __future__ import annotations
+
 import hmac
 import time
 from typing import TYPE_CHECKING, Any

@@ -3,6 +3,8 @@
 The connection commands are in :mod:`shaledb.server.resp_connection_commands`.
 """
 
+from __future__ import annotations
+
 import os
 import platform
 import sys
