@@ -14,7 +14,7 @@ from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import read_current
 from shaledb.engine.record_log import WAL_BATCH, read_records, salvage_records
-from shaledb.engine.recovery import replay_wals
+from shaledb.engine.recovery import live_wals, replay_wals
 from shaledb.engine.sstable import SSTable
 from shaledb.errors import CorruptionError, StorageError
 
@@ -82,16 +82,11 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         report.table_entries += len(entries)
         report.damage.extend(str(d) for d in damage)
     numbered = [p for p in map(filenames.parse, fs.list_dir(directory)) if p is not None]
-    wals = sorted(n for kind, n in numbered if kind is FileKind.WAL and n >= state.log_number)
-    sizes = [fs.size(filenames.path(directory, filenames.wal_name(n))) for n in wals]
-    last_written = max((i for i, size in enumerate(sizes) if size), default=-1)
-    for i, number in enumerate(wals):
-        path = filenames.path(directory, filenames.wal_name(number))
+    wal_numbers = [n for kind, n in numbered if kind is FileKind.WAL]
+    for path, _size, may_be_torn in live_wals(fs, directory, state.log_number, wal_numbers):
         data = fs.read_all(path)
         try:
-            records, end = read_records(
-                data, path, tail_may_be_torn=(i == last_written), kind=WAL_BATCH
-            )
+            records, end = read_records(data, path, tail_may_be_torn=may_be_torn, kind=WAL_BATCH)
             if end < len(data):
                 report.notes.append(
                     f"{path}: torn write of {len(data) - end} bytes at offset {end} "
@@ -110,7 +105,7 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         # The checks the open makes across files: the oldest live WAL exists, sequence
         # numbers run on without a gap and reach what the manifest recorded.
         try:
-            replay_wals(fs, directory, state, [n for kind, n in numbered if kind is FileKind.WAL])
+            replay_wals(fs, directory, state, wal_numbers)
         except CorruptionError as exc:
             report.damage.append(str(exc))
     if state.torn_at is not None:

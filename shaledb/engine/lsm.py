@@ -119,7 +119,7 @@ class LSMEngine:
     def scan(
         self, lo: bytes, hi: bytes | None, reverse: bool = False, limit: int | None = None
     ) -> Iterator[RawEntry]:
-        self._check_readable()
+        # _state checks that the engine is readable, under the lock.
         return read_path.scan(self._state, self._writes.lock, lo, hi, reverse, limit, self.now_ms())
 
     def _state(self) -> EngineState:

@@ -107,6 +107,29 @@ def _only_empty_start(fs: FileSystem, directory: str, names: list[str]) -> bool:
     return True
 
 
+class LiveWal(NamedTuple):
+    """A WAL the manifest does not cover: its path, size and whether its tail may be torn."""
+
+    path: str
+    size: int
+    may_be_torn: bool
+
+
+def live_wals(
+    fs: FileSystem, directory: str, log_number: int, wal_numbers: list[int]
+) -> list[LiveWal]:
+    """The WALs numbered ``>= log_number``, oldest first. Only the last one holding any
+    bytes may end in a torn write: an older one was fsynced when it was rotated out, and
+    an empty one after it is a new log made by an open that did not finish."""
+    paths = [
+        filenames.path(directory, filenames.wal_name(n))
+        for n in sorted(n for n in wal_numbers if n >= log_number)
+    ]
+    sizes = [fs.size(path) for path in paths]
+    last_written = max((i for i, size in enumerate(sizes) if size), default=-1)
+    return [LiveWal(p, size, i == last_written) for i, (p, size) in enumerate(zip(paths, sizes))]
+
+
 def replay_wals(
     fs: FileSystem, directory: str, state: ManifestState, wal_numbers: list[int]
 ) -> tuple[MemTable, int]:
@@ -114,9 +137,8 @@ def replay_wals(
     and the last sequence number (at least the manifest's).
 
     What is checked, so that a WAL cut short, emptied or deleted never goes unnoticed:
-    the WAL numbered ``log_number`` exists; only the last WAL holding any bytes may
-    end in a torn write (an older one was fsynced when it was rotated out; an empty one
-    after it is a new log made by an open that did not finish); the sequence numbers
+    the WAL numbered ``log_number`` exists; only the WAL :func:`live_wals` allows may
+    end in a torn write; the sequence numbers
     run on without a gap from the manifest's ``flushed_seq`` through every log; and
     they reach the manifest's ``last_seq`` (the log is made durable before each edit).
 
@@ -124,29 +146,27 @@ def replay_wals(
         CorruptionError: a check fails, or a WAL is damaged other than a torn tail.
     """
     mem = MemTable(0)
-    live = sorted(n for n in wal_numbers if n >= state.log_number)
-    paths = [filenames.path(directory, filenames.wal_name(n)) for n in live]
+    wals = live_wals(fs, directory, state.log_number, wal_numbers)
     # Checks that need the flushed_seq and the durable-before-edit rule of this version.
     checked = state.flushed_seq is not None
     # No WAL at all is a loss only if the manifest says some writes are in none of its
     # tables (a repaired directory starts without one).
     unflushed = checked and state.last_seq > (state.flushed_seq or 0)
-    if state.log_number and ((live and live[0] != state.log_number) or (not live and unflushed)):
-        missing = filenames.path(directory, filenames.wal_name(state.log_number))
+    missing = filenames.path(directory, filenames.wal_name(state.log_number))
+    if state.log_number and ((wals and wals[0].path != missing) or (not wals and unflushed)):
         raise CorruptionError(
             f"{missing}: missing, yet manifest {state.name} names it the oldest live log; "
             f"its writes are lost{_lost_edits_hint(directory, state)}",
             missing,
         )
-    sizes = [fs.size(path) for path in paths]
-    last_written = max((i for i, size in enumerate(sizes) if size), default=-1)
     expected = (state.flushed_seq or 0) + 1
     last_seq = state.last_seq
-    for i, path in enumerate(paths):
-        if not sizes[i]:
+    for path, size, may_be_torn in wals:
+        if not size:
             continue
-        data = fs.read_all(path)
-        records, _ = read_records(data, path, tail_may_be_torn=(i == last_written), kind=WAL_BATCH)
+        records, _ = read_records(
+            fs.read_all(path), path, tail_may_be_torn=may_be_torn, kind=WAL_BATCH
+        )
         for offset, _, payload in records:
             seq, ops = decode_batch(payload, path, offset)
             if checked and seq != expected:
@@ -162,7 +182,7 @@ def replay_wals(
             expected = seq + len(ops)
             last_seq = max(last_seq, expected - 1)
     if checked and expected - 1 < state.last_seq:
-        where = paths[-1] if paths else directory
+        where = wals[-1].path if wals else directory
         raise CorruptionError(
             f"{where}: the logs end at sequence number {expected - 1}, but manifest "
             f"{state.name} records writes up to {state.last_seq}: a WAL lost records",
