@@ -1,24 +1,41 @@
 # ShaleDB: `make run` starts the shell on ./data, `make test` runs the whole suite.
-# Both create .venv and install ShaleDB with its dependencies when needed.
+# Both create .venv when needed; `make run` installs only what ShaleDB needs to run,
+# `make test` and `make lint` add their tools on top.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+# The working tree's code is what runs. The "compat" editable mode puts the tree on
+# sys.path with one .pth file: no import hook, and none of the build backend's
+# warning banner that the default editable mode prints on every install.
+EDITABLE := --config-settings editable_mode=compat
+STAMP       := $(VENV)/.installed
+TEST_STAMP  := $(VENV)/.installed-test
+LINT_STAMP  := $(VENV)/.installed-lint
 
 BENCH_STAMP := $(VENV)/.bench-installed
+WHEEL_DIR   := build/wheel-test
 
-.PHONY: run test test-programs lint bench bench-quick bench-scale bench-network bench-redis soak clean
+.PHONY: run test test-programs lint wheel-test bench bench-quick bench-scale bench-network bench-redis soak clean
 
 # Debian packages the RESP tests and bench-redis run (redis-cli, redis-server,
 # redis-benchmark, nutcracker): installed with apt-get only when a program is missing,
 # through sudo only when not root. A failed install leaves the tests to skip loudly.
 REDIS_PACKAGES := redis-tools redis-server nutcracker
 
+# Run time: the package, its dependencies and the server's event loop; nothing else.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[server,test]'
+	$(PIP) $(EDITABLE) -e '.[server]'
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) $(EDITABLE) -e '.[server,test]'
+	touch $(TEST_STAMP)
+
+$(LINT_STAMP): $(STAMP)
+	$(PIP) $(EDITABLE) -e '.[server,test,lint]'
+	touch $(LINT_STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/shaledb shell --data-dir ./data
@@ -36,11 +53,11 @@ test-programs:
 	    || echo "WARNING: could not install $(REDIS_PACKAGES); their tests will be skipped"; \
 	fi
 
-test: $(STAMP) test-programs
+test: $(TEST_STAMP) test-programs
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q --doctest-modules shaledb
 
-$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+$(BENCH_STAMP): $(TEST_STAMP) bench/requirements.txt
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	touch $(BENCH_STAMP)
 
@@ -62,15 +79,23 @@ bench-network: $(STAMP)
 	$(PY) bench/bench_network.py --fsync everysec,always --output docs/benchmarks.md
 
 # redis-benchmark against ShaleDB and against redis-server, in one run.
-bench-redis: $(STAMP) test-programs
+bench-redis: $(TEST_STAMP) test-programs
 	$(PY) bench/bench_redis.py --output docs/benchmarks.md
 
 # 16 clients over a server SIGKILLed every 5-20 s, every reply checked against a model;
 # 10 minutes in each of everysec and always -> the Soak section of docs/reliability.md.
-soak: $(STAMP)
+soak: $(TEST_STAMP)
 	$(PY) -m bench.soak --duration 600 --clients 16 --fsync everysec,always --output docs/reliability.md
 
-lint: $(STAMP)
+# The installed path: build the wheel, install it (not editable) into a fresh venv and
+# run the version, a shell script and a server round trip from it (.ci/wheel-test).
+wheel-test: $(STAMP)
+	rm -rf $(WHEEL_DIR)
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(WHEEL_DIR) .
+	rm -rf build/lib build/bdist.*  # what the in-tree build leaves
+	.ci/wheel-test $(PYTHON) $(WHEEL_DIR)
+
+lint: $(LINT_STAMP)
 	$(VENV)/bin/ruff check shaledb tests bench
 	$(VENV)/bin/mypy
 

@@ -6,9 +6,12 @@ import click
 
 from shaledb import __version__
 
+#: What ``shaledb version`` and ``shaledb --version`` both print.
+VERSION_LINE = "%(prog)s %(version)s"
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="shaledb")
+@click.version_option(__version__, "--version", prog_name="shaledb", message=VERSION_LINE)
 def main() -> None:
     """ShaleDB: a persistent key-value database (embedded, shell, network server)."""
 
@@ -16,7 +19,7 @@ def main() -> None:
 @main.command()
 def version() -> None:
     """Print the ShaleDB version."""
-    click.echo(f"shaledb {__version__}")
+    click.echo(VERSION_LINE % {"prog": "shaledb", "version": __version__})
 
 
 def _register() -> None:

@@ -20,16 +20,13 @@ from typing import Any, TextIO
 import click
 
 import shaledb
+from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
 from shaledb.engine.repair import repair_directory
-from shaledb.errors import LockedError, ShaleDBError
+from shaledb.errors import ShaleDBError
 
 _LOAD_BATCH = 1000
-
-
-#: Exit codes, the same for every tool (README, "Exit codes").
-EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 2
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -39,9 +36,8 @@ def _fail(message: str, code: int = EXIT_FAILED) -> None:
 
 def _fail_with(exc: ShaleDBError, hint: str = "") -> None:
     """Exit for ``exc``: 2 for a directory locked by another process, else 1."""
-    if isinstance(exc, LockedError):
-        _fail(f"{exc}{hint}", EXIT_LOCKED)
-    _fail(str(exc))
+    code = exit_code_for(exc)
+    _fail(f"{exc}{hint}" if code != EXIT_FAILED else str(exc), code)
 
 
 @click.command()
@@ -57,7 +53,7 @@ def check(directory: str) -> None:
     for damage in report.damage:
         click.echo(f"DAMAGED: {damage}")
     summary = (
-        f"{report.tables} tables, {report.table_entries} table entries, "
+        f"{report.tables} SST files, {report.table_entries} SST entries, "
         f"{report.wal_records} WAL records"
     )
     if report.healthy:
@@ -67,7 +63,7 @@ def check(directory: str) -> None:
             f"{len(report.damage)} damaged places in {directory} ({summary}); "
             f"'shaledb repair {directory}' salvages the rest"
         )
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 @click.command()

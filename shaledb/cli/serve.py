@@ -130,6 +130,7 @@ def serve(
     durable, and the exit status is 0.
     """
     import shaledb
+    from shaledb.cli.exit_codes import exit_code_for
     from shaledb.errors import ShaleDBError
     from shaledb.server.runner import run
     from shaledb.server.server import ServerConfig
@@ -148,7 +149,8 @@ def serve(
         else:
             db = shaledb.open(data_dir, memtable_size=memtable_size, fsync=fsync)
     except ShaleDBError as exc:
-        raise click.ClickException(f"cannot open {data_dir}: {exc}") from None
+        click.echo(f"Error: cannot open {data_dir}: {exc}", err=True)
+        sys.exit(exit_code_for(exc))
     config = ServerConfig(
         host=host,
         port=port,

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import click
 
+from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, exit_code_for
 from shaledb.cli.shell_commands import PROMPT, Shell, ShellDB
 from shaledb.errors import ShaleDBError
 
@@ -152,17 +153,18 @@ def shell(data_dir: str | None, connect: str | None, strict: bool, history_file:
     """Run commands on namespaces and tables; type help for the commands.
 
     Reads commands from standard input when it is not a terminal, e.g.
-    shaledb shell < script.txt. Exit status: 0, or 1 if the database could not be
-    opened (or, with --strict, if any command failed), 130 after Ctrl-C in a script.
+    shaledb shell < script.txt. Exit status: 0; 1 if the database could not be
+    opened (or, with --strict, if any command failed); 2 if another process has it
+    open; 130 after Ctrl-C in a script.
     """
     _reconfigure(sys.stdin, sys.stdout)
     try:
         db = _open(data_dir, connect)
     except ShaleDBError as exc:
         click.echo(f"[ERROR] {exc}")
-        sys.exit(1)
+        sys.exit(exit_code_for(exc))
     session = Shell(db, click.echo)
-    status = 0
+    status = EXIT_OK
     try:
         if sys.stdin.isatty() and sys.stdout.isatty():
             run_terminal(session, history_file)
@@ -176,9 +178,9 @@ def shell(data_dir: str | None, connect: str | None, strict: bool, history_file:
             db.close()
         except ShaleDBError as exc:
             click.echo(f"[ERROR] {exc}")
-            status = status or 1
+            status = status or EXIT_FAILED
     if strict and session.errors and not status:
-        status = 1
+        status = EXIT_FAILED
     sys.exit(status)
 
 

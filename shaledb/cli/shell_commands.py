@@ -202,7 +202,7 @@ class Shell:
     def _compact(self, arg: str) -> None:
         (name,) = self._names(arg, "compact", 1)
         self._table(name).compact()
-        self.write(f"[OK] Compacted {self._where(name)}.")
+        self.write(f"[OK] Compacted {self._where(name)} into one file.")
 
     def _count(self, arg: str) -> None:
         (name,) = self._names(arg, "count", 1)
@@ -285,12 +285,24 @@ class Shell:
         self.finished = True
 
 
+#: Fields of a record in a list that only repeat its index (``levels[n]["level"] == n``).
+_INDEX_FIELDS = ("level",)
+
+
 def _flatten(stats: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted.name, value)`` for every leaf of nested dicts, sorted by name."""
+    """``(dotted.name, value)`` for every leaf, sorted by name.
+
+    Nested dicts join their names with ``.``; a list of dicts (the levels) names each
+    item by its index, so level 0's file count is ``levels.0.files``.
+    """
     for name in sorted(stats, key=str):
         value = stats[name]
         if isinstance(value, dict):
             yield from _flatten(value, f"{prefix}{name}.")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for index, item in enumerate(value):
+                fields = {k: v for k, v in item.items() if k not in _INDEX_FIELDS}
+                yield from _flatten(fields, f"{prefix}{name}.{index}.")
         else:
             yield f"{prefix}{name}", value
 
@@ -342,7 +354,8 @@ _TABLE = (
      "Dead entries are overwritten, deleted or expired ones.",
      "compact collaborators", "table", Shell._compact),
     ("stats", "", "Print the database's counters.",
-     "One '<name>: <value>' a line, sorted; nested names are joined with '.'.",
+     "One '<name>: <value>' a line, sorted; nested names are joined with '.', and "
+     "each level is named by its number (levels.0.files).",
      "stats", "", Shell._stats),
     ("help", "[command]", "List the commands, or explain one.", "",
      "help set", "command", Shell._help),

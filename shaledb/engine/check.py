@@ -68,8 +68,8 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         if not fs.exists(path):
             manifest = filenames.path(directory, state.name)
             report.damage.append(
-                f"{manifest}: lists table {rec.number}, but {path} is missing: the manifest "
-                "lost the edits that removed it or the table file was deleted"
+                f"{manifest}: lists SST file {rec.number}, but {path} is missing: the "
+                "manifest lost the edits that removed it or the SST file was deleted"
             )
             continue
         if fs.size(path) != rec.size:

@@ -344,7 +344,7 @@ def test_a_second_shell_on_the_same_directory_is_refused(tmp_path: Path) -> None
         first.stdin.flush()
         assert first.stdout.readline() == "[OK] Set k in default:default\n"
         second = run_cli("--data-dir", data, stdin="get default:k\n")
-        assert second.returncode == 1
+        assert second.returncode == 2  # locked, as for every tool
         assert second.stdout.startswith("[ERROR] ") and "lock" in second.stdout.lower()
         assert second.stdout.count("\n") == 1
     finally:
@@ -398,8 +398,11 @@ def test_stats_through_the_command(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines and result.returncode == 0
     for line in lines:
-        name, sep, _ = line.partition(": ")
+        name, sep, value = line.partition(": ")
         assert sep and name and " " not in name and not line.startswith("["), line
+        assert not value.startswith(("[", "{")), line  # no Python list or dict
+    assert "levels.0.files: 0" in lines and "levels.6.bytes: 0" in lines
+    assert not any(line.startswith("levels.0.level") for line in lines)
 
 
 def test_bytes_written_through_the_api_are_shown_readably() -> None:
