@@ -4,20 +4,26 @@ Commands (one per line): ``put <key> <value>``, ``get <key>``, ``range <start> <
 ``batch <k1> <v1> <k2> <v2> ...``, ``delete <key>``, ``ping``, ``help``,
 ``quit``/``exit``. Words split like a POSIX shell, so quotes group spaces
 (``put greeting "hello world"``); for ``put``, words after the key are joined with
-single spaces. When standard input is not a terminal, commands are read from it
-without a prompt (``shaledb client < script.txt``).
+single spaces. On a terminal it edits lines as ``shaledb shell`` does (the same
+session: history in a file, Tab completes the commands, Ctrl-C drops the line, Ctrl-D
+leaves), and every error prints one ``[ERROR] <message>`` line, in the shell's forms.
+When standard input or output is not a terminal, commands are read from standard
+input without a prompt (``shaledb client < script.txt``).
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import click
 
+from shaledb.cli.exit_codes import EXIT_FAILED, INTERRUPTED
 from shaledb.client import KVClient
 from shaledb.errors import ShaleDBError
+
+DEFAULT_HISTORY = "~/.shaledb_client_history"
 
 HELP = """Commands:
   put <key> <value>            store a value
@@ -101,7 +107,7 @@ _COMMANDS: dict[str, Callable[[KVClient, list[str]], str]] = {
 
 
 def run_line(client: KVClient, line: str) -> str | None:
-    """The output of one command line; None for quit/exit. Errors become ``ERROR: ...``."""
+    """The output of one command line; None for quit/exit. Errors become ``[ERROR] ...``."""
     words = _words(line)
     if not words:
         return ""
@@ -112,13 +118,22 @@ def run_line(client: KVClient, line: str) -> str | None:
         return HELP
     handler = _COMMANDS.get(name)
     if handler is None:
-        return f"ERROR: unknown command '{words[0]}' (type help)"
+        return f"[ERROR] unknown command: {words[0]} (type help for the commands)"
     try:
         return handler(client, args)
     except _Usage as usage:
-        return f"ERROR: usage: {usage}"
+        return f"[ERROR] usage: {usage}"
     except ShaleDBError as exc:  # a lost connection included: the next command reconnects
-        return f"ERROR: {exc}"
+        return f"[ERROR] {exc}"
+
+
+#: Every command name, for Tab completion.
+NAMES = (*_COMMANDS, "help", "quit", "exit")
+
+
+def _script_lines() -> Iterator[str]:
+    while line := sys.stdin.readline():
+        yield line
 
 
 @click.command()
@@ -133,28 +148,56 @@ def run_line(client: KVClient, line: str) -> str | None:
 @click.option(
     "--timeout", default=30.0, show_default=True, type=float, help="Seconds to wait for each reply."
 )
-def client(host: str, port: int, password: str | None, timeout: float) -> None:
+@click.option(
+    "--history-file",
+    envvar="SHALEDB_CLIENT_HISTORY",
+    metavar="PATH",
+    default=DEFAULT_HISTORY,
+    show_default=True,
+    help="Where the terminal keeps its history (env SHALEDB_CLIENT_HISTORY; '' for none).",
+)
+def client(host: str, port: int, password: str | None, timeout: float, history_file: str) -> None:
     """Talk to a ShaleDB server interactively (its default table)."""
-    interactive = sys.stdin.isatty()
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+
+    def connect() -> KVClient:
+        try:
+            return KVClient(host=host, port=port, password=password, timeout=timeout)
+        except ShaleDBError as exc:
+            click.echo(f"[ERROR] {exc}")
+            sys.exit(EXIT_FAILED)
+
+    kv = connect()
+    lines: Iterator[str] = _script_lines()
+    if interactive:
+        from shaledb.cli.terminal import (
+            INTERRUPTED_LINE,
+            CommandCompleter,
+            prompt_session,
+            typed_lines,
+        )
+
+        click.echo(f"Connected to ShaleDB at {host}:{port}. Type help for commands.")
+        session = prompt_session(history_file, CommandCompleter(NAMES))
+        lines = typed_lines(session, f"{host}:{port}> ")
     try:
-        kv = KVClient(host=host, port=port, password=password, timeout=timeout)
-    except ShaleDBError as exc:
-        raise click.ClickException(str(exc)) from None
-    with kv:
-        if interactive:
-            click.echo(f"Connected to ShaleDB at {host}:{port}. Type help for commands.")
-        prompt = f"{host}:{port}> " if interactive else ""
-        while True:
+        for line in lines:
             try:
-                line = input(prompt) if interactive else sys.stdin.readline()
-            except (EOFError, KeyboardInterrupt):
-                break
-            if not interactive and not line:
-                break
-            out = run_line(kv, line)
+                out = run_line(kv, line)
+            except KeyboardInterrupt:
+                if not interactive:
+                    sys.exit(INTERRUPTED)
+                # The reply may still come: a new connection keeps it from being read
+                # as the next command's.
+                click.echo(INTERRUPTED_LINE)
+                kv.close()
+                kv = connect()
+                continue
             if out is None:
                 break
             if out:
                 click.echo(out)
+    finally:
+        kv.close()
     if interactive:
         click.echo("Bye.")

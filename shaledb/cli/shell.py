@@ -11,20 +11,17 @@ so ``shaledb shell < script.txt`` works. The commands themselves live in
 from __future__ import annotations
 
 import io
-import os
 import sys
-from typing import IO, Any
+from typing import IO
 
 import click
 
-from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, exit_code_for
+from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, INTERRUPTED, exit_code_for
 from shaledb.cli.shell_commands import PROMPT, Shell, ShellDB
 from shaledb.errors import ShaleDBError
 
 DEFAULT_DATA_DIR = "./data"
 DEFAULT_HISTORY = "~/.shaledb_history"
-#: The exit status after an interrupt, as shells report death by SIGINT.
-INTERRUPTED = 130
 
 
 def run_lines(shell: Shell, stream: IO[str], prompt_to: IO[str] | None = None) -> None:
@@ -46,44 +43,17 @@ def run_lines(shell: Shell, stream: IO[str], prompt_to: IO[str] | None = None) -
 
 def run_terminal(shell: Shell, history_file: str) -> None:
     """Run the interactive loop on the terminal until ``exit`` or Ctrl-D."""
-    from prompt_toolkit import PromptSession
-
     from shaledb.cli.shell_completion import ShellCompleter
+    from shaledb.cli.terminal import INTERRUPTED_LINE, prompt_session, typed_lines
 
-    session: Any = PromptSession(
-        history=_history(history_file),
-        completer=ShellCompleter(shell),
-        complete_while_typing=False,
-    )
-    while not shell.finished:
-        try:
-            line = session.prompt(PROMPT)
-        except KeyboardInterrupt:
-            continue  # Ctrl-C drops the line being typed.
-        except EOFError:
-            break
+    for line in typed_lines(prompt_session(history_file, ShellCompleter(shell)), PROMPT):
         try:
             shell.execute(line)
         except KeyboardInterrupt:
             shell.errors += 1
-            shell.write("[ERROR] interrupted")
-
-
-def _history(path: str) -> Any:
-    """A file history at ``path``, or an in-memory one when the file cannot be used."""
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
-
-    if not path:
-        return InMemoryHistory()
-    path = os.path.expanduser(path)
-    try:
-        # FileHistory appends on every line; find out now, not mid-session, if it cannot.
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        click.echo(f"[ERROR] history is not saved: {exc}", err=True)
-        return InMemoryHistory()
-    return FileHistory(path)
+            shell.write(INTERRUPTED_LINE)
+        if shell.finished:
+            break
 
 
 def parse_address(address: str) -> tuple[str, int]:

@@ -6,12 +6,13 @@ remote shell costs one round trip per Tab and always sees current names.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
 from shaledb.cli.shell_commands import COMMANDS, Shell
+from shaledb.cli.terminal import matching as _matching
 from shaledb.errors import ShaleDBError
 
 
@@ -54,9 +55,3 @@ class ShellCompleter(Completer):
             return db.namespace(self._shell.namespace).list_tables()
         except ShaleDBError:
             return []  # a dropped namespace or a lost server: nothing to offer
-
-
-def _matching(word: str, names: Iterable[str], suffix: str = "") -> Iterator[Completion]:
-    for name in names:
-        if name.startswith(word):
-            yield Completion(name + suffix, start_position=-len(word), display=name)

@@ -49,9 +49,9 @@ k2 = v2
 Key deleted
 Key not found
 (not found)
-ERROR: usage: get <key>
-ERROR: usage: batch <k1> <v1> <k2> <v2> ...
-ERROR: unknown command 'frobnicate' (type help)
+[ERROR] usage: get <key>
+[ERROR] usage: batch <k1> <v1> <k2> <v2> ...
+[ERROR] unknown command: frobnicate (type help for the commands)
 """
 
 
@@ -75,4 +75,4 @@ def test_eof_ends_the_session(server: ServerProcess) -> None:
 def test_server_not_running() -> None:
     result = run_shaledb("client", "--port", str(free_port()), stdin="ping\n")
     assert result.returncode == 1
-    assert "cannot connect" in result.stderr
+    assert result.stdout.startswith("[ERROR] cannot connect") and result.stdout.count("\n") == 1

@@ -1,73 +1,22 @@
 """The shell on a terminal: the promised session, Ctrl-C, Ctrl-D, history and Tab.
 
-Each test runs the real ``shaledb shell`` on a pseudo-terminal. The terminal redraws
-its input line with control sequences, so a reply is matched as a whole line: after
-a line break and any control sequences, the exact text, then the line's end.
+Each test runs the real ``shaledb shell`` on a pseudo-terminal (terminal_fixtures).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import sys
 from pathlib import Path
+from typing import Any
 
-import pytest
-
-pexpect = pytest.importorskip("pexpect")
-
-#: A terminal control sequence (CSI), as the line editor writes them between lines.
-_CSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
-UP = "\x1b[A"
-CTRL_C = "\x03"
+from terminal_fixtures import CTRL_C, UP, expect_line, leave, run_typed, spawn_shaledb
 
 
-def spawn(tmp_path: Path) -> pexpect.spawn:
-    shaledb = shutil.which("shaledb", path=str(Path(sys.executable).parent))
-    assert shaledb, f"no shaledb script next to {sys.executable}"
-    env = dict(
-        os.environ,
-        HOME=str(tmp_path),  # the history file goes to $HOME/.shaledb_history
-        TERM="xterm",
-        # The terminal here never answers cursor-position requests; do not ask.
-        PROMPT_TOOLKIT_NO_CPR="1",
-    )
-    env.pop("SHALEDB_HISTORY", None)
-    child = pexpect.spawn(
-        shaledb,
-        ["shell", "--data-dir", str(tmp_path / "data")],
-        env=env,
-        encoding="utf-8",
-        timeout=10,
-        dimensions=(24, 120),
-    )
-    child.expect_exact("kvstore>")
-    return child
+def spawn(tmp_path: Path) -> Any:
+    return spawn_shaledb(tmp_path, "shell", "--data-dir", str(tmp_path / "data"), prompt="kvstore>")
 
 
-def expect_line(child: pexpect.spawn, text: str) -> None:
-    """Wait for ``text`` to be printed as a line of its own."""
-    # The buffer starts where the last match ended: at a line start, or mid-output.
-    child.expect(r"(?:^|\n)" + _CSI + re.escape(text) + r"\r\n")
-
-
-def run(child: pexpect.spawn, command: str, *replies: str) -> None:
-    """Enter ``command``, wait for its reply lines and then for the next prompt.
-
-    Waiting for the prompt matters before Ctrl-C or Ctrl-D: between two prompts the
-    terminal is in line mode, where the kernel, not the shell, would act on them.
-    """
-    child.sendline(command)
-    for reply in replies:
-        expect_line(child, reply)
-    child.expect_exact("kvstore>")
-
-
-def leave(child: pexpect.spawn) -> int:
-    child.expect(pexpect.EOF)
-    child.close()
-    return int(child.exitstatus)
+def run(child: Any, command: str, *replies: str) -> None:
+    run_typed(child, "kvstore>", command, *replies)
 
 
 PRODUCT_SESSION = [
