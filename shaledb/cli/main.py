@@ -36,6 +36,7 @@ def _register() -> None:
         ("shaledb.cli.operations", "backup"),
         ("shaledb.cli.operations", "dump"),
         ("shaledb.cli.operations", "load"),
+        ("shaledb.cli.info", "info"),
     ):
         main.add_command(getattr(importlib.import_module(module), name), name)
 

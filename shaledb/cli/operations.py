@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -21,12 +22,19 @@ import click
 
 import shaledb
 from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
+from shaledb.cli.info import summarize
+from shaledb.cli.progress import Progress, show_bytes, show_entries
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
 from shaledb.engine.repair import repair_directory
 from shaledb.errors import ShaleDBError
 
 _LOAD_BATCH = 1000
+
+#: ``--quiet``, for the commands that draw a progress bar.
+QUIET = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar (the closing summary still prints)."
+)
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -70,15 +78,18 @@ def check(directory: str) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 def repair(directory: str) -> None:
     """Rebuild DIRECTORY from everything readable, dropping damaged records and blocks."""
+    started = time.monotonic()
     try:
         report = repair_directory(directory)
+        rebuilt = summarize(directory)
     except ShaleDBError as exc:
         _fail_with(exc)
     for lost in report.lost:
         click.echo(f"dropped: {lost}")
+    size = show_bytes(rebuilt.sst_bytes if rebuilt else 0)
     click.echo(
-        f"repaired {directory}: kept {report.entries_kept} entries "
-        f"in {report.tables_written} tables"
+        f"repaired {directory}: kept {show_entries(report.entries_kept)} ({size}) "
+        f"in {report.tables_written} SST files in {time.monotonic() - started:.2f} s"
     )
 
 
@@ -87,11 +98,18 @@ def repair(directory: str) -> None:
 @click.argument("dest", type=click.Path(file_okay=False))
 def backup(directory: str, dest: str) -> None:
     """Copy the database in DIRECTORY to DEST consistently, even while it is in use."""
+    started = time.monotonic()
     try:
         copied = backup_directory(directory, dest)
+        copy = summarize(dest)
     except ShaleDBError as exc:
         _fail_with(exc)
-    click.echo(f"backed up {directory} to {dest} ({copied} bytes copied, tables linked)")
+    entries = copy.sst_entries + copy.wal_entries if copy else 0
+    size = copy.sst_bytes + copy.wal_bytes if copy else 0
+    click.echo(
+        f"backed up {directory} to {dest}: {show_entries(entries)} ({show_bytes(size)} of data; "
+        f"{show_bytes(copied)} copied, the rest linked) in {time.monotonic() - started:.2f} s"
+    )
 
 
 def _encode(data: str | bytes, field: str, encoding_field: str, out: dict[str, Any]) -> None:
@@ -131,17 +149,20 @@ def dump_lines(db: shaledb.DB) -> Iterator[str]:
     default="-",
     help="File to write (default: standard output).",
 )
-def dump(directory: str, output: TextIO) -> None:
+@QUIET
+def dump(directory: str, output: TextIO, quiet: bool) -> None:
     """Export every table of DIRECTORY as JSON lines."""
+    progress = Progress("dumping", quiet=quiet)
     try:
         with shaledb.open(directory) as db:
-            count = 0
             for line in dump_lines(db):
-                output.write(line + "\n")
-                count += 1
+                text = line + "\n"
+                output.write(text)
+                progress.advance(1, len(text.encode("utf-8", "surrogatepass")))
     except ShaleDBError as exc:
         _fail_with(exc)
-    click.echo(f"dumped {count} keys", err=True)
+    output.flush()
+    progress.finish("dumped", f"from {directory}")
 
 
 def _decode(line: dict[str, Any], field: str, encoding_field: str, where: str) -> str | bytes:
@@ -194,20 +215,26 @@ def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | byt
     default="-",
     help="File to read (default: standard input).",
 )
-def load(directory: str, input_: TextIO) -> None:
+@QUIET
+def load(directory: str, input_: TextIO, quiet: bool) -> None:
     """Import JSON lines (as written by dump) into DIRECTORY.
 
     The whole input is checked first; a bad line stops the load before anything is written.
     """
     try:
-        rows = [parse_line(text, n) for n, text in enumerate(input_, 1) if text.strip()]
+        rows = [
+            (parse_line(text, n), len(text.encode("utf-8", "surrogatepass")))
+            for n, text in enumerate(input_, 1)
+            if text.strip()
+        ]
     except ValueError as exc:
         _fail(f"{exc}; nothing was loaded")
+    progress = Progress("loading", len(rows), quiet=quiet)
     try:
         with shaledb.open(directory) as db:
             tables: dict[tuple[str, str], shaledb.Table] = {}
             batch = db.write_batch()
-            for namespace, table_name, key, value, ttl in rows:
+            for (namespace, table_name, key, value, ttl), nbytes in rows:
                 table = tables.get((namespace, table_name))
                 if table is None:
                     ns = db.create_namespace(namespace, exist_ok=True)
@@ -215,10 +242,11 @@ def load(directory: str, input_: TextIO) -> None:
                         table_name, exist_ok=True
                     )
                 batch.put(key, value, ttl=ttl, table=table)
+                progress.advance(1, nbytes)
                 if len(batch) >= _LOAD_BATCH:
                     db.write(batch)
                     batch = db.write_batch()
             db.write(batch)
     except ShaleDBError as exc:
         _fail_with(exc)
-    click.echo(f"loaded {len(rows)} keys into {directory}", err=True)
+    progress.finish("loaded", f"into {directory}")
