@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import click
 
 from shaledb.cli.exit_codes import EXIT_FAILED
-from shaledb.cli.progress import show_bytes
+from shaledb.cli.progress import show_bytes, show_entries
 from shaledb.engine import filenames
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
@@ -165,14 +165,14 @@ def describe(summary: DirectorySummary) -> list[str]:
         f"engine: {summary.engine}",
         f"last sequence: {summary.last_seq:,}",
         f"WAL: {summary.wal_files} files, {show_bytes(summary.wal_bytes)}, "
-        f"{summary.wal_entries:,} entries not yet in an SST file",
+        f"{show_entries(summary.wal_entries)} not yet in an SST file",
         f"SST files: {summary.sst_files}, {show_bytes(summary.sst_bytes)}, "
-        f"{summary.sst_entries:,} entries",
+        f"{show_entries(summary.sst_entries)}",
     ]
     for level, stats in sorted(summary.levels.items()):
         lines.append(
             f"  level {level}: {stats.files} files, {show_bytes(stats.bytes)}, "
-            f"{stats.entries:,} entries"
+            f"{show_entries(stats.entries)}"
         )
     lines.append("tables (entries on disk, overwritten and deleted ones until compacted):")
     for name, (entries, whole) in summary.tables.items():

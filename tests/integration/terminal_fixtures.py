@@ -23,8 +23,9 @@ UP = "\x1b[A"
 CTRL_C = "\x03"
 
 
-def spawn_shaledb(home: Path, *args: str, prompt: str) -> pexpect.spawn:
-    """``shaledb ARGS`` on a terminal with ``$HOME`` at ``home``, once it shows ``prompt``."""
+def spawn_shaledb(home: Path, *args: str, prompt: str | None) -> pexpect.spawn:
+    """``shaledb ARGS`` on a terminal with ``$HOME`` at ``home``, once it shows ``prompt``
+    (at once for None)."""
     shaledb = shutil.which("shaledb", path=str(Path(sys.executable).parent))
     assert shaledb, f"no shaledb script next to {sys.executable}"
     env = dict(
@@ -39,7 +40,8 @@ def spawn_shaledb(home: Path, *args: str, prompt: str) -> pexpect.spawn:
     child = pexpect.spawn(
         shaledb, list(args), env=env, encoding="utf-8", timeout=10, dimensions=(24, 120)
     )
-    child.expect_exact(prompt)
+    if prompt is not None:
+        child.expect_exact(prompt)
     return child
 
 
