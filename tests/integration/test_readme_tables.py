@@ -15,7 +15,8 @@ from shaledb.cli.main import main
 from shaledb.cli.shell_commands import COMMANDS, Shell
 from shaledb.engine.memory import MemoryEngine
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def table_after(heading: str) -> list[list[str]]:
@@ -87,3 +88,17 @@ def test_the_exit_code_table_is_the_one_the_tools_use() -> None:
     codes = {int(row[0]): row[1] for row in table_after("### Exit codes")}
     assert set(codes) == {exit_codes.EXIT_OK, exit_codes.EXIT_FAILED, exit_codes.EXIT_LOCKED}
     assert "locked" in codes[exit_codes.EXIT_LOCKED] and "usage" in codes[exit_codes.EXIT_LOCKED]
+
+
+def test_the_quick_start_says_what_make_test_leaves_out_and_how_to_get_shaledb() -> None:
+    quick_start = README[README.index("## Quick start") : README.index("## Embedded use")]
+    addopts = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert "addopts = \"-ra --strict-markers -m 'not slow'\"" in addopts
+    assert "except the slow soak tests" in quick_start and "pytest -m slow" in quick_start
+    for way in (
+        "source .venv/bin/activate",
+        ".venv/bin/shaledb",
+        "pipx install .",
+        "pip install .",
+    ):
+        assert way in quick_start, way
