@@ -23,7 +23,7 @@ import click
 import shaledb
 from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
 from shaledb.cli.info import summarize
-from shaledb.cli.progress import Progress, show_bytes, show_entries
+from shaledb.cli.progress import Progress, Ticker, directory_bytes, show_bytes, show_entries
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
 from shaledb.engine.repair import repair_directory
@@ -76,11 +76,15 @@ def check(directory: str) -> None:
 
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-def repair(directory: str) -> None:
+@QUIET
+def repair(directory: str, quiet: bool) -> None:
     """Rebuild DIRECTORY from everything readable, dropping damaged records and blocks."""
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time_ns()
     try:
-        report = repair_directory(directory)
+        with Ticker(
+            f"repairing {directory}", lambda: directory_bytes(directory, since), quiet=quiet
+        ):
+            report = repair_directory(directory)
         rebuilt = summarize(directory)
     except ShaleDBError as exc:
         _fail_with(exc)
@@ -96,11 +100,13 @@ def repair(directory: str) -> None:
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.argument("dest", type=click.Path(file_okay=False))
-def backup(directory: str, dest: str) -> None:
+@QUIET
+def backup(directory: str, dest: str, quiet: bool) -> None:
     """Copy the database in DIRECTORY to DEST consistently, even while it is in use."""
     started = time.monotonic()
     try:
-        copied = backup_directory(directory, dest)
+        with Ticker(f"backing up {directory}", lambda: directory_bytes(dest), quiet=quiet):
+            copied = backup_directory(directory, dest)
         copy = summarize(dest)
     except ShaleDBError as exc:
         _fail_with(exc)

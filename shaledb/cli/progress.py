@@ -1,8 +1,11 @@
-"""Progress of ``load`` and ``dump``: a bar on a terminal, a one-line summary always.
+"""Progress of long commands on a terminal, and the one-line summary they end with.
 
-The bar is drawn on standard error, redrawn in place at most ten times a second, and
-only when standard error is a terminal and ``--quiet`` was not given, so piped or
-logged output holds nothing but the one-line summary that every run ends with::
+``load`` and ``dump`` count entries as they go (:class:`Progress`); ``backup``,
+``repair`` and the shell's ``compact`` run inside the engine, so a :class:`Ticker`
+samples the bytes they have written so far from another thread. Either is drawn on
+standard error, redrawn in place at most ten times a second, and only when standard
+error is a terminal and ``--quiet`` was not given, so piped or logged output holds
+nothing but the summary::
 
     loading [##########..........]  50,000/100,000 entries  212,000 entries/s
     loaded 100,000 entries (4.1 MB) into ./data in 0.47 s
@@ -10,9 +13,12 @@ logged output holds nothing but the one-line summary that every run ends with::
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import TextIO
 
 #: Seconds between two redraws of the bar.
@@ -105,3 +111,88 @@ class Progress:
             f"in {self.seconds:.2f} s\n"
         )
         self._stream.flush()
+
+
+def directory_bytes(directory: str, since_ns: int = 0) -> int:
+    """The bytes of the files in ``directory`` (not below it) last modified at or after
+    ``since_ns`` (``time.time_ns()``); files that vanish meanwhile count nothing, and a
+    directory that does not exist (yet) holds 0 bytes."""
+    total = 0
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if entry.is_file(follow_symlinks=False) and info.st_mtime_ns >= since_ns:
+                    total += info.st_size
+    except FileNotFoundError:
+        return 0
+    return total
+
+
+class Ticker:
+    """A context manager that shows ``label``, bytes so far and their rate while it is open.
+
+    Args:
+        label: what is happening, e.g. ``"backing up ./data"``.
+        measure: bytes written so far; called from the drawing thread, so it must be
+            safe to call while the work runs (a directory's size, an engine counter).
+            An exception from it stops the drawing, never the work.
+        quiet: never draw, whatever the terminal.
+        stream: where to draw (standard error by default).
+
+    The line is cleared on exit, so what the command prints next starts clean.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        measure: Callable[[], int],
+        *,
+        quiet: bool = False,
+        stream: TextIO | None = None,
+    ) -> None:
+        self._label = label
+        self._measure = measure
+        self._stream = stream if stream is not None else sys.stderr
+        self._draws = not quiet and self._stream.isatty()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drawn = False
+
+    def __enter__(self) -> Ticker:
+        if self._draws:
+            self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._done.wait(_REDRAW):
+            try:
+                written = self._measure()
+            except Exception:  # the work may have moved a file away: stop drawing
+                return
+            seconds = time.monotonic() - started
+            rate = show_bytes(int(written / max(seconds, 1e-9)))
+            line = f"{self._label}  {show_bytes(written)}  {rate}/s  {seconds:.1f} s"
+            if self._done.is_set():
+                return
+            self._stream.write(f"\r{line}\x1b[K")
+            self._stream.flush()
+            self._drawn = True

@@ -43,9 +43,11 @@ def run_lines(shell: Shell, stream: IO[str], prompt_to: IO[str] | None = None) -
 
 def run_terminal(shell: Shell, history_file: str) -> None:
     """Run the interactive loop on the terminal until ``exit`` or Ctrl-D."""
+    from shaledb.cli.progress import Ticker
     from shaledb.cli.shell_completion import ShellCompleter
     from shaledb.cli.terminal import INTERRUPTED_LINE, prompt_session, typed_lines
 
+    shell.ticker = Ticker
     for line in typed_lines(prompt_session(history_file, ShellCompleter(shell)), PROMPT):
         try:
             shell.execute(line)

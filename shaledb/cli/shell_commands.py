@@ -9,10 +9,13 @@ Every command and every output form is specified in docs/shell.md.
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shaledb.cli.progress import directory_bytes
 from shaledb.cli.shell_syntax import (
     UsageError,
     parse_scan,
@@ -94,6 +97,10 @@ class Shell:
         namespace: the current namespace (``default`` at first).
         errors: how many command lines have failed so far.
         finished: True once ``exit`` ran; later lines are ignored.
+        ticker: how a long command (``compact``) shows its progress: called with a
+            label and a function returning the bytes written so far, it returns a
+            context manager open while the command runs. None (the default) shows
+            nothing; the terminal loop sets :class:`shaledb.cli.progress.Ticker`.
 
     Not thread-safe: one shell serves one user.
     """
@@ -104,6 +111,7 @@ class Shell:
         self.namespace = DEFAULT_NAMESPACE
         self.errors = 0
         self.finished = False
+        self.ticker: Callable[[str, Callable[[], int]], AbstractContextManager[Any]] | None = None
 
     def execute(self, line: str) -> bool:
         """Run one command line; returns False when it printed an error.
@@ -201,7 +209,18 @@ class Shell:
 
     def _compact(self, arg: str) -> None:
         (name,) = self._names(arg, "compact", 1)
-        self._table(name).compact()
+        table = self._table(name)
+        directory = self.db.stats().get("directory") if self.ticker else None
+        if self.ticker is None or not isinstance(directory, str):
+            table.compact()
+        else:
+            # The engine counts a compaction's bytes once its output is whole; the files
+            # it is writing show them as they grow.
+            since = time.time_ns()
+            with self.ticker(
+                f"compacting {self._where(name)}", lambda: directory_bytes(directory, since)
+            ):
+                table.compact()
         self.write(f"[OK] Compacted {self._where(name)} into one file.")
 
     def _count(self, arg: str) -> None:

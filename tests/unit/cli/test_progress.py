@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
+import time
+from pathlib import Path
 
 import pytest
 
-from shaledb.cli.progress import Progress, show_bytes
+from shaledb.cli.progress import Progress, Ticker, directory_bytes, show_bytes
 
 
 class Terminal(io.StringIO):
@@ -68,3 +71,38 @@ def test_no_terminal_or_quiet_prints_only_the_summary(stream: io.StringIO, quiet
 )
 def test_show_bytes(count: int, shown: str) -> None:
     assert show_bytes(count) == shown
+
+
+def test_a_ticker_draws_bytes_and_rate_while_open_and_clears_on_exit() -> None:
+    out = Terminal()
+    written = iter(range(0, 10**9, 1000))
+    with Ticker("backing up d", lambda: next(written), stream=out):
+        time.sleep(0.35)
+    text = out.getvalue()
+    assert re.search(r"\rbacking up d  [0-9.]+ (bytes|KB)  [0-9.]+ (bytes|KB|MB)/s  0\.\d s", text)
+    assert text.endswith("\r\x1b[K")
+
+
+def test_a_ticker_is_silent_off_a_terminal_or_quiet_and_survives_a_failing_measure() -> None:
+    def vanished() -> int:
+        raise FileNotFoundError("moved away")
+
+    for stream, quiet, measure in [
+        (io.StringIO(), False, lambda: 1),
+        (Terminal(), True, lambda: 1),
+        (Terminal(), False, vanished),
+    ]:
+        with Ticker("repairing d", measure, quiet=quiet, stream=stream):
+            time.sleep(0.25)
+        assert stream.getvalue() == ""
+
+
+def test_directory_bytes_counts_files_written_since(tmp_path: Path) -> None:
+    (tmp_path / "old").write_bytes(b"x" * 10)
+    since = time.time_ns()
+    time.sleep(0.01)
+    (tmp_path / "new").write_bytes(b"y" * 7)
+    (tmp_path / "sub").mkdir()
+    assert directory_bytes(str(tmp_path)) == 17
+    assert directory_bytes(str(tmp_path), since) == 7
+    assert directory_bytes(str(tmp_path / "missing")) == 0
