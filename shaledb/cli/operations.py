@@ -22,7 +22,7 @@ import click
 
 import shaledb
 from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
-from shaledb.cli.info import summarize
+from shaledb.cli.info import DirectorySummary, summarize
 from shaledb.cli.progress import Progress, Ticker, directory_bytes, show_bytes, show_entries
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
@@ -51,7 +51,7 @@ def _fail_with(exc: ShaleDBError, hint: str = "") -> None:
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 def check(directory: str) -> None:
-    """Verify every checksum in DIRECTORY. Exit 0 healthy, 1 damaged, 2 unable to check."""
+    """Verify every checksum in DIRECTORY. Exit 0 healthy, 1 damaged or unreadable, 2 locked."""
     try:
         report = check_directory(directory)
     except ShaleDBError as exc:
@@ -74,6 +74,15 @@ def check(directory: str) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def _summary(directory: str) -> DirectorySummary | None:
+    """What ``directory`` holds, for a summary line; None when it cannot be read, which
+    must not turn a repair or backup that succeeded into a failure."""
+    try:
+        return summarize(directory)
+    except ShaleDBError:
+        return None
+
+
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @QUIET
@@ -85,11 +94,11 @@ def repair(directory: str, quiet: bool) -> None:
             f"repairing {directory}", lambda: directory_bytes(directory, since), quiet=quiet
         ):
             report = repair_directory(directory)
-        rebuilt = summarize(directory)
     except ShaleDBError as exc:
         _fail_with(exc)
     for lost in report.lost:
         click.echo(f"dropped: {lost}")
+    rebuilt = _summary(directory)
     size = show_bytes(rebuilt.sst_bytes if rebuilt else 0)
     click.echo(
         f"repaired {directory}: kept {show_entries(report.entries_kept)} ({size}) "
@@ -107,9 +116,9 @@ def backup(directory: str, dest: str, quiet: bool) -> None:
     try:
         with Ticker(f"backing up {directory}", lambda: directory_bytes(dest), quiet=quiet):
             copied = backup_directory(directory, dest)
-        copy = summarize(dest)
     except ShaleDBError as exc:
         _fail_with(exc)
+    copy = _summary(dest)
     entries = copy.sst_entries + copy.wal_entries if copy else 0
     size = copy.sst_bytes + copy.wal_bytes if copy else 0
     click.echo(
