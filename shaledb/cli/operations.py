@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import click
 
 import shaledb
+from shaledb.cli.engine_option import engine_option
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
 from shaledb.engine.repair import repair_directory
@@ -56,10 +57,7 @@ def check(directory: str) -> None:
         click.echo(f"note: {note}")
     for damage in report.damage:
         click.echo(f"DAMAGED: {damage}")
-    summary = (
-        f"{report.tables} tables, {report.table_entries} table entries, "
-        f"{report.wal_records} WAL records"
-    )
+    summary = report.summary
     if report.healthy:
         click.echo(f"OK: {directory} is healthy ({summary})")
     else:
@@ -80,10 +78,7 @@ def repair(directory: str) -> None:
         _fail_with(exc)
     for lost in report.lost:
         click.echo(f"dropped: {lost}")
-    click.echo(
-        f"repaired {directory}: kept {report.entries_kept} entries "
-        f"in {report.tables_written} tables"
-    )
+    click.echo(f"repaired {directory}: {report.summary}")
 
 
 @click.command()
@@ -198,7 +193,8 @@ def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | byt
     default="-",
     help="File to read (default: standard input).",
 )
-def load(directory: str, input_: TextIO) -> None:
+@engine_option
+def load(directory: str, input_: TextIO, engine: str | None) -> None:
     """Import JSON lines (as written by dump) into DIRECTORY.
 
     The whole input is checked first; a bad line stops the load before anything is written.
@@ -208,7 +204,7 @@ def load(directory: str, input_: TextIO) -> None:
     except ValueError as exc:
         _fail(f"{exc}; nothing was loaded")
     try:
-        with shaledb.open(directory) as db:
+        with shaledb.open(directory, engine=engine) as db:
             tables: dict[tuple[str, str], shaledb.Table] = {}
             batch = db.write_batch()
             for namespace, table_name, key, value, ttl in rows:
