@@ -101,9 +101,7 @@ def _title(engine: str) -> str:
 def _is_lsm_name(name: str) -> bool:
     if name.endswith(filenames.TEMP_SUFFIX):
         name = name[: -len(filenames.TEMP_SUFFIX)]
-    return (
-        name in (filenames.CURRENT, filenames.LOST_DIR) or filenames.parse(name) is not None
-    )
+    return name in (filenames.CURRENT, filenames.LOST_DIR) or filenames.parse(name) is not None
 
 
 def _is_hashlog_directory(path: str) -> bool:
