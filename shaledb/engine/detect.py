@@ -80,7 +80,7 @@ def choose_engine(path: str, engine: str | None, default: str = LSM) -> str:
     found = detect_engine(path)
     if engine is not None and found is not None and engine != found:
         raise InvalidArgumentError(
-            f"{path} holds a {_title(found)} database, not a {_title(engine)} one; "
+            f"{path} holds {_described(found)} database, not {_described(engine)} one; "
             f"open it with engine={found!r} (or without engine, which detects it)"
         )
     return engine or found or default
@@ -94,8 +94,8 @@ def check_engine(engine: object) -> None:
         )
 
 
-def _title(engine: str) -> str:
-    return "hash-log" if engine == HASHLOG else "LSM"
+def _described(engine: str) -> str:
+    return "a hash-log" if engine == HASHLOG else "an LSM"
 
 
 def _is_lsm_name(name: str) -> bool:
