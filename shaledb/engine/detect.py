@@ -22,7 +22,7 @@ import os
 
 from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
-from shaledb.errors import InvalidArgumentError
+from shaledb.errors import InvalidArgumentError, StorageError
 
 LSM = "lsm"
 HASHLOG = "hashlog"
@@ -41,14 +41,14 @@ def detect_engine(path: str, fs: FileSystem | None = None) -> str | None:
     in use by another process is detected too.
 
     Raises:
-        InvalidArgumentError: ``path`` is a file, or a directory holding files of
-            neither engine (the message quotes some of them).
-        StorageError: the directory cannot be listed.
+        InvalidArgumentError: a directory holding files of neither engine (the
+            message quotes some of them).
+        StorageError: ``path`` is a file, or the directory cannot be listed.
     """
     if not os.path.exists(path):
         return None
     if not os.path.isdir(path):
-        raise InvalidArgumentError(_not_a_directory(path))
+        raise StorageError(_not_a_directory(path))
     names = [n for n in (fs or FileSystem()).list_dir(path) if n != filenames.LOCK]
     if filenames.CURRENT in names:
         return LSM  # checked first: opening an LSM database never loads the hash-log package
@@ -120,4 +120,4 @@ def _not_a_directory(path: str) -> str:
             f"{path} is a hash-log data file, not a directory; open it with "
             "shaledb.KeyValueStore(data_path, index_path)"
         )
-    return f"{path} is a file, not a database directory"
+    return f"{path} exists and is not a directory"

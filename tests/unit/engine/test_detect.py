@@ -8,7 +8,7 @@ import pytest
 
 import shaledb
 from shaledb.engine.detect import ENGINES, choose_engine, detect_engine
-from shaledb.errors import InvalidArgumentError
+from shaledb.errors import InvalidArgumentError, StorageError
 
 
 def lsm_dir(path: Path) -> Path:
@@ -59,11 +59,11 @@ def test_files_of_neither_engine_are_refused_and_named(tmp_path: Path) -> None:
 def test_a_file_is_not_a_directory(tmp_path: Path) -> None:
     plain = tmp_path / "notes.txt"
     plain.write_text("hello")
-    with pytest.raises(InvalidArgumentError, match="is a file, not a database directory"):
+    with pytest.raises(StorageError, match="exists and is not a directory"):
         detect_engine(str(plain))
     with shaledb.KeyValueStore(str(tmp_path / "data.txt"), str(tmp_path / "index.txt")) as s:
         s.set("k", "v")
-    with pytest.raises(InvalidArgumentError, match=r"hash-log data file.*KeyValueStore"):
+    with pytest.raises(StorageError, match=r"hash-log data file.*KeyValueStore"):
         detect_engine(str(tmp_path / "data.txt"))
 
 
