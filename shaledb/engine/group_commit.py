@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from shaledb.engine.fs import AppendFile
 from shaledb.errors import StorageError
@@ -152,3 +152,36 @@ class GroupCommit:
                     self.sync()
             finally:
                 self.file.close()
+
+
+class DeferredSync:
+    """``Engine.deferred_sync`` for one engine: within the block, this thread's
+    ``always``-mode writes skip their own fsync; leaving it fsyncs once for all of them
+    (group commit across one caller's writes). ``sync_to`` is the engine's own (it
+    decides what a failed fsync stops)."""
+
+    def __init__(self, sync_to: Callable[[int], None]) -> None:
+        self._sync_to = sync_to
+        self._local = threading.local()
+
+    def sync_or_defer(self, position: int) -> None:
+        """Sync to ``position`` now, or at the end of this thread's block."""
+        local = self._local
+        if getattr(local, "depth", 0):
+            local.position = max(local.position, position)
+        else:
+            self._sync_to(position)
+
+    @contextlib.contextmanager
+    def block(self) -> Iterator[None]:
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
+        if local.depth == 1:
+            local.position = 0
+        try:
+            yield
+        finally:
+            local.depth -= 1
+            if local.depth == 0 and local.position:
+                position, local.position = local.position, 0
+                self._sync_to(position)
