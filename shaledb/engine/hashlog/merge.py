@@ -25,6 +25,7 @@ from shaledb.engine.entry import is_live
 from shaledb.engine.fs import AppendFile, FileSystem
 from shaledb.engine.hashlog.index_file import IndexItems, encode_index
 from shaledb.engine.hashlog.keydir import Location
+from shaledb.engine.hashlog.layout import Layout
 from shaledb.engine.hashlog.records import (
     ENTRY_HEADER,
     HEADER_SIZE,
@@ -43,8 +44,9 @@ _WRITE_BYTES = 1 << 20
 Move = tuple[bytes, Location, Location | None]
 
 
-class _Output:
-    """One output file being written under its temp name. Not thread-safe."""
+class Output:
+    """One output file (of a merge or a repair) being written under its temp name.
+    Not thread-safe."""
 
     def __init__(self, fs: FileSystem, number: int, path: str, kind: int) -> None:
         self.fs = fs
@@ -89,15 +91,15 @@ def _copy_live(
     store: HashLogStore,
     picked: list[tuple[bytes, Location]],
     now_ms: int,
-    open_output: Callable[[], _Output],
+    open_output: Callable[[], Output],
     limit: int | None,
-) -> tuple[list[Move], list[_Output]]:
+) -> tuple[list[Move], list[Output]]:
     """Copy the live records of ``picked`` (in order) into outputs of about ``limit``
     bytes each (one output when None); the index moves and the outputs, not finished."""
     drop = store.drop_filter
     moves: list[Move] = []
-    outputs: list[_Output] = []
-    current: _Output | None = None
+    outputs: list[Output] = []
+    current: Output | None = None
     for key, loc in picked:
         segment, offset, length, flags, expire_ms = loc
         if not is_live(flags, expire_ms, now_ms) or drop(key):
@@ -115,6 +117,20 @@ def _copy_live(
     if current is not None:
         outputs.append(current)
     return moves, outputs
+
+
+def put_in_place(fs: FileSystem, layout: Layout, outputs: list[Output]) -> int:
+    """Finish the directory-form ``outputs``: each one's data fsynced, its index file
+    written, its data renamed into place; then the directory fsynced. Bytes written."""
+    written = 0
+    for output in outputs:
+        index = output.finish()
+        index_path = layout.index_path(output.segment.number)
+        fs.write_atomic(layout.directory, os.path.basename(index_path), index)
+        fs.rename(output.temp, output.path)
+        written += output.size
+    fs.sync_dir(layout.directory)
+    return written
 
 
 def merge_sealed(store: HashLogStore, now_ms: int) -> bool:
@@ -135,23 +151,16 @@ def merge_sealed(store: HashLogStore, now_ms: int) -> bool:
     del snapshot
     picked.sort(key=lambda kl: (rank[id(kl[1][0])], kl[1][1]))
 
-    def open_output() -> _Output:
+    def open_output() -> Output:
         with store.lock:
             number = store.next_number
             store.next_number += 1
-        return _Output(fs, number, layout.segment_path(number), KIND_MERGE)
+        return Output(fs, number, layout.segment_path(number), KIND_MERGE)
 
     moves, outputs = _copy_live(
         store, picked, now_ms, open_output, store.options.hashlog_segment_bytes
     )
-    written = 0
-    for output in outputs:
-        index = output.finish()
-        index_path = layout.index_path(output.segment.number)
-        fs.write_atomic(layout.directory, os.path.basename(index_path), index)
-        fs.rename(output.temp, output.path)
-        written += output.size
-    fs.sync_dir(layout.directory)
+    written = put_in_place(fs, layout, outputs)
     store.install(moves, inputs, [o.segment for o in outputs])
     # Oldest first: a tombstone goes only after every older record it hides.
     for segment in inputs:
@@ -177,9 +186,9 @@ def compact_two_files(store: HashLogStore, now_ms: int) -> None:
         store.check_usable()
         picked = sorted(store.keydir.entries.items(), key=lambda kl: kl[1][1])
         moves, outputs = _copy_live(
-            store, picked, now_ms, lambda: _Output(fs, 1, data_path, KIND_APPEND), None
+            store, picked, now_ms, lambda: Output(fs, 1, data_path, KIND_APPEND), None
         )
-        output = outputs[0] if outputs else _Output(fs, 1, data_path, KIND_APPEND)
+        output = outputs[0] if outputs else Output(fs, 1, data_path, KIND_APPEND)
         index = output.finish()
         index_temp = filenames.temp_name(index_path)
         fs.write_synced(index_temp, index)

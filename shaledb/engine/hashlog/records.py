@@ -201,6 +201,17 @@ def _next_record(data: bytes, pos: int) -> int:
     return -1
 
 
+def _claimed_end(data: bytes, pos: int) -> int:
+    """Where the damaged record at ``pos`` ends if its own header can be trusted (a
+    batch header whose CRC checks out), else ``pos``: the search for a later record
+    starts there, so a torn batch's whole entries are never taken as records after it."""
+    if len(data) - pos >= BATCH_SIZE and data[pos + 4] == TYPE_BATCH:
+        crc, _, _, body_len, _ = BATCH_HEADER.unpack_from(data, pos)
+        if crc32c(memoryview(data)[pos + 4 : pos + BATCH_SIZE]) == crc:
+            return min(len(data), pos + BATCH_SIZE + body_len) - 1
+    return pos
+
+
 def parse_records(
     data: bytes, path: str, start: int, may_be_torn: bool
 ) -> tuple[list[Record], int]:
@@ -218,7 +229,7 @@ def parse_records(
     while pos < size:
         found = record_at(data, pos)
         if isinstance(found, str):
-            if may_be_torn and _next_record(data, pos) < 0:
+            if may_be_torn and _next_record(data, _claimed_end(data, pos)) < 0:
                 return records, pos
             raise CorruptionError(f"{path}: {found} at offset {pos}", path, pos)
         records.extend(found[0])
@@ -240,7 +251,7 @@ def salvage_records(data: bytes, start: int) -> tuple[list[Record], list[int]]:
             pos = found[1]
             continue
         damage.append(pos)
-        pos = _next_record(data, pos)
+        pos = _next_record(data, _claimed_end(data, pos))
         if pos < 0:
             break
     return records, damage
