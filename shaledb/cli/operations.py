@@ -76,8 +76,8 @@ def repair(directory: str) -> None:
         report = repair_directory(directory)
     except ShaleDBError as exc:
         _fail_with(exc)
-    for lost in report.lost:
-        click.echo(f"dropped: {lost}")
+    for dropped in report.dropped:
+        click.echo(f"dropped: {dropped}")
     click.echo(f"repaired {directory}: {report.summary}")
 
 

@@ -49,12 +49,13 @@ def detect_engine(path: str, fs: FileSystem | None = None) -> str | None:
         return None
     if not os.path.isdir(path):
         raise StorageError(_not_a_directory(path))
-    names = [n for n in (fs or FileSystem()).list_dir(path) if n != filenames.LOCK]
+    fs = fs or FileSystem()
+    names = [n for n in fs.list_dir(path) if n != filenames.LOCK]
     if filenames.CURRENT in names:
         return LSM  # checked first: opening an LSM database never loads the hash-log package
     if not names:
         return None
-    if _is_hashlog_directory(path):
+    if _is_hashlog_directory(path, fs):
         return HASHLOG
     if any(map(_is_lsm_name, names)):
         return LSM
@@ -104,12 +105,12 @@ def _is_lsm_name(name: str) -> bool:
     return name in (filenames.CURRENT, filenames.LOST_DIR) or filenames.parse(name) is not None
 
 
-def _is_hashlog_directory(path: str) -> bool:
+def _is_hashlog_directory(path: str, fs: FileSystem) -> bool:
     # Imported here, not at the top: opening an LSM database never loads the hash-log
     # package.
     from shaledb.engine.hashlog import is_hashlog_directory
 
-    return is_hashlog_directory(path)
+    return is_hashlog_directory(path, fs)
 
 
 def _not_a_directory(path: str) -> str:

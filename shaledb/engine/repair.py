@@ -59,7 +59,7 @@ class RepairResult(Protocol):
     """What a repair of either engine reports."""
 
     @property
-    def lost(self) -> Sequence[str]:
+    def dropped(self) -> Sequence[str]:
         """One message per record, block or file that could not be kept."""
         ...
 
@@ -77,6 +77,11 @@ class RepairReport:
     entries_kept: int = 0
     tables_written: int = 0
     moved: list[str] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> list[str]:
+        """:attr:`lost`, under the name both engines' reports share."""
+        return self.lost
 
     @property
     def summary(self) -> str:
