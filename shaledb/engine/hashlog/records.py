@@ -208,7 +208,8 @@ def _claimed_end(data: bytes, pos: int) -> int:
     if len(data) - pos >= BATCH_SIZE and data[pos + 4] == TYPE_BATCH:
         crc, _, _, body_len, _ = BATCH_HEADER.unpack_from(data, pos)
         if crc32c(memoryview(data)[pos + 4 : pos + BATCH_SIZE]) == crc:
-            return min(len(data), pos + BATCH_SIZE + body_len) - 1
+            end: int = pos + BATCH_SIZE + body_len
+            return min(len(data), end) - 1
     return pos
 
 

@@ -165,7 +165,16 @@ def open_segments(fs: FileSystem, layout: Layout, create_kind: int = KIND_APPEND
     for number in numbers:
         path = layout.segment_path(number)
         file = fs.open_read(path)
-        header = records.decode_header(file.read(0, HEADER_SIZE), path)
+        head = file.read(0, HEADER_SIZE)
+        if number == numbers[-1] and (len(head) < HEADER_SIZE or not any(head)):
+            # The newest segment's creation was cut short before its header was
+            # durable: it never held a record.
+            file.close()
+            fs.remove(path)
+            notes.append(f"{path}: a segment whose creation was cut short, removed")
+            numbers = numbers[:-1]
+            break
+        header = records.decode_header(head, path)
         segments.append(Segment(number, path, header.kind, header.file_id, file))
     if layout.pair is None:
         # An index file whose segment is gone (a merge removed the segment first).
