@@ -109,7 +109,8 @@ def test_engine_is_refused_where_there_is_no_directory_to_pick_it_for() -> None:
     assert in_memory.returncode == 2 and "--in-memory keeps no files" in in_memory.stderr
     remote = run_cli("--connect", "127.0.0.1:1", "--engine", "hashlog", stdin="exit\n")
     assert remote.returncode == 1
-    assert remote.stdout == "[ERROR] --engine picks the engine of --data-dir; a server has its own\n"
+    message = "--engine picks the engine of --data-dir; a server has its own"
+    assert remote.stdout == f"[ERROR] {message}\n"
 
 
 # -- the operations ----------------------------------------------------------------------
