@@ -4,8 +4,8 @@ Every way in (``shaledb.open``, ``DB``, ``KeyValueStore``, the shell, the server
 offline operations) decides through this module, so they all agree:
 
 - an LSM directory has a ``CURRENT`` file (or, after a crash during its first open or a
-  backup cut short, only LSM-named files: numbered WALs, tables and manifests, their
-  ``.tmp`` forms, ``lost/``; the LSM open then reports or clears them itself);
+  backup cut short, LSM-named files: numbered WALs, tables and manifests, their ``.tmp``
+  forms, and no hash-log segment; the LSM open then reports or clears them itself);
 - a hash-log directory is what :func:`shaledb.engine.hashlog.is_hashlog_directory`
   recognises (its identity file);
 - a missing directory, or one holding nothing but ``LOCK``, is new: it gets the
@@ -57,7 +57,7 @@ def detect_engine(path: str, fs: FileSystem | None = None) -> str | None:
         return None
     if _is_hashlog_directory(path, fs):
         return HASHLOG
-    if any(map(_is_lsm_name, names)):
+    if any(map(_is_lsm_name, names)) and not any(map(_is_hashlog_name, names)):
         return LSM
     quoted = ", ".join(names[:_QUOTED_NAMES]) + (", ..." if len(names) > _QUOTED_NAMES else "")
     raise InvalidArgumentError(
@@ -100,9 +100,20 @@ def _described(engine: str) -> str:
 
 
 def _is_lsm_name(name: str) -> bool:
-    if name.endswith(filenames.TEMP_SUFFIX):
-        name = name[: -len(filenames.TEMP_SUFFIX)]
-    return name in (filenames.CURRENT, filenames.LOST_DIR) or filenames.parse(name) is not None
+    # lost/ is not one: both engines keep one, and neither opens from it alone.
+    name = _without_temp_suffix(name)
+    return name == filenames.CURRENT or filenames.parse(name) is not None
+
+
+def _is_hashlog_name(name: str) -> bool:
+    # A hash-log directory that lost its identity file: its segments must not be
+    # taken for an LSM directory's neighbours and left to an LSM open.
+    name = _without_temp_suffix(name)
+    return name == filenames.HASHLOG_CATALOG or filenames.parse_segment(name) is not None
+
+
+def _without_temp_suffix(name: str) -> str:
+    return name[: -len(filenames.TEMP_SUFFIX)] if name.endswith(filenames.TEMP_SUFFIX) else name
 
 
 def _is_hashlog_directory(path: str, fs: FileSystem) -> bool:

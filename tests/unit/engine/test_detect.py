@@ -46,6 +46,24 @@ def test_lsm_files_without_current_are_still_lsm(tmp_path: Path) -> None:
     assert detect_engine(str(path)) == "lsm"
 
 
+def test_hash_log_files_without_their_identity_file_are_not_lsm(tmp_path: Path) -> None:
+    path = hashlog_dir(tmp_path / "hl")
+    (path / "HASHLOG").unlink()
+    (path / "000009.wal").write_bytes(b"")  # an LSM name beside them changes nothing
+    before = sorted(p.name for p in path.iterdir())
+    with pytest.raises(InvalidArgumentError, match="holds files of neither engine"):
+        detect_engine(str(path))
+    with pytest.raises(InvalidArgumentError, match="holds files of neither engine"):
+        shaledb.open(str(path))
+    assert sorted(p.name for p in path.iterdir()) == before
+
+
+def test_lost_alone_is_neither_engine(tmp_path: Path) -> None:
+    (tmp_path / "db" / "lost").mkdir(parents=True)
+    with pytest.raises(InvalidArgumentError, match=r"neither engine \(lost\)"):
+        detect_engine(str(tmp_path / "db"))
+
+
 def test_files_of_neither_engine_are_refused_and_named(tmp_path: Path) -> None:
     path = tmp_path / "photos"
     path.mkdir()
