@@ -82,7 +82,7 @@ def choose_engine(path: str, engine: str | None, default: str = LSM) -> str:
     if engine is not None and found is not None and engine != found:
         raise InvalidArgumentError(
             f"{path} holds {_described(found)} database, not {_described(engine)} one; "
-            f"open it with engine={found!r} (or without engine, which detects it)"
+            f"open it with engine {found!r}, or name no engine to have it detected"
         )
     return engine or found or default
 
