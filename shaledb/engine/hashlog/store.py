@@ -69,6 +69,8 @@ class HashLogStore:
         self.last_seq = opened.last_seq
         self.next_number = opened.next_number
         self.notes = opened.notes
+        # Read before anything is started that would need stopping if it raises.
+        self.catalog = files.read_catalog(fs, layout)
         out = fs.open_append(opened.active.path, truncate_to=opened.active_end)
         self.active.size = out.size
         self.commit = GroupCommit(out, options.fsync)
@@ -76,7 +78,6 @@ class HashLogStore:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.merge_lock = threading.Lock()
-        self.catalog = files.read_catalog(fs, layout)
         self.drop_filter: Callable[[bytes], bool] = lambda key: False
         self.closed = False
         self.closing = False
