@@ -43,7 +43,7 @@ def test_worked_example_of_the_first_put() -> None:
     # docs/format.md, "Data segment": put(0, b"k", b"v") as the first write.
     data = encode_entry(1, 0, b"k", 0, b"v")
     body = "01 00 01000000 01000000" + "00" * 8 + "0100000000000000 6b 76"
-    assert data[4:] == bytes.fromhex(body)
+    assert data == bytes.fromhex("81 a0 67 91" + body)
     assert len(data) == 32
 
 
