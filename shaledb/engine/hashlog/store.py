@@ -329,10 +329,13 @@ class HashLogStore:
                 healthy = self.error is None and self.commit.error is None
                 try:
                     self.commit.close()
-                finally:
                     if healthy:
                         # After the fsync: an index file never covers bytes not durable.
                         write_index(self.fs, self.layout, self.active, self.active_items)
+                finally:
+                    # A scan still iterating after close gets a StorageError, not an fd leak.
+                    for segment in self.segments:
+                        segment.file.close()
         finally:
             self.dir_lock.release()
 
