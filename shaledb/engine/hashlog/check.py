@@ -14,7 +14,7 @@ from shaledb.engine.fs import FileSystem
 from shaledb.engine.hashlog import records
 from shaledb.engine.hashlog.index_file import decode_index
 from shaledb.engine.hashlog.layout import Layout, check_identity, read_catalog
-from shaledb.engine.hashlog.records import HEADER_SIZE, KIND_APPEND, Record
+from shaledb.engine.hashlog.records import HEADER_SIZE, KIND_APPEND, RawRecord, Record
 from shaledb.errors import CorruptionError, StorageError
 
 
@@ -157,8 +157,8 @@ def _check_segment(
         )
 
 
-def _first_difference(a: list[Record], b: list[Record]) -> str:
+def _first_difference(a: list[RawRecord], b: list[Record]) -> str:
     for x, y in zip(a, b, strict=False):
         if x != y:
-            return f"offset {min(x.offset, y.offset)}"
+            return f"offset {min(x[4], y.offset)}"
     return f"item {min(len(a), len(b))} (one list is longer)"

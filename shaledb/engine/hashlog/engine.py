@@ -105,7 +105,7 @@ class HashLogEngine:
         return self._store.write(ops, condition)
 
     def put(self, flags: int, key: bytes, value: bytes) -> None:
-        self._store.write(((flags, key, 0, value),), None)
+        self._store.put(flags, key, 0, value)
 
     def deferred_sync(self) -> AbstractContextManager[None]:
         return self._store.deferred_sync()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from shaledb.engine.checksum import CRC, crc32c
-from shaledb.engine.hashlog.records import FORMAT_VERSION, Record
+from shaledb.engine.hashlog.records import FORMAT_VERSION, RawRecord, Record
 from shaledb.errors import CorruptionError
 
 INDEX_MAGIC = b"SHLGINDX"
@@ -34,7 +34,8 @@ class IndexFile(NamedTuple):
     covers: int
     min_seq: int
     max_seq: int
-    records: list[Record]
+    #: In :class:`~shaledb.engine.hashlog.records.Record`'s field order.
+    records: list[RawRecord]
     #: The encoded items, to carry on from (the active segment's index grows).
     items: bytes
 
@@ -99,7 +100,7 @@ def decode_index(data: bytes, path: str) -> IndexFile:
             path,
             8,
         )
-    records: list[Record] = []
+    records: list[RawRecord] = []
     append = records.append
     unpack = ITEM.unpack_from
     size = ITEM.size
@@ -108,7 +109,7 @@ def decode_index(data: bytes, path: str) -> IndexFile:
         for _ in range(count):
             seq, offset, length, flags, klen, expire_ms = unpack(data, pos)
             pos += size
-            append(Record(seq, flags, data[pos : pos + klen], expire_ms, offset, length))
+            append((seq, flags, data[pos : pos + klen], expire_ms, offset, length))
             pos += klen
     except struct.error:
         pos = end + 1

@@ -9,10 +9,10 @@ inputs, oldest first. Writers go on appending to the new active segment meanwhil
 write lock is held only to seal, to copy the index's entries (one C-level dict copy)
 and to install, in chunks.
 
-Two-file form (:func:`compact_two_files`): under the write lock (there is no second
-file to append to), write the live records to ``DATA.tmp`` and their index to
-``INDEX.tmp``, fsync both, rename the data file, fsync the directory, rename the index
-file, fsync the directory.
+Two-file form (:func:`compact_two_files`): write the live records to ``DATA.tmp``
+while writers go on appending to the data file; then, under the write lock, carry the
+records appended meanwhile over, write the index to ``INDEX.tmp``, fsync both, rename
+the data file, fsync the directory, rename the index file, fsync the directory.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from shaledb.engine.hashlog.records import (
     KIND_MERGE,
     encode_header,
     new_file_id,
+    parse_records,
     read_entry,
 )
 from shaledb.engine.hashlog.segments import Segment
@@ -176,7 +177,10 @@ def merge_sealed(store: HashLogStore, now_ms: int) -> bool:
 def compact_two_files(store: HashLogStore, now_ms: int) -> None:
     """Rewrite a two-file store's data file and index file with the live records only.
 
-    Holds the write lock throughout; readers go on reading the old file until the swap.
+    The live records as of the start are copied without the write lock; then, under it,
+    the records written meanwhile are carried over as they are (tombstones too) and the
+    files are swapped. Writers wait only for that last part; readers go on reading the
+    old file (through its open descriptor) until the index points at the new one.
     """
     fs, layout = store.fs, store.layout
     assert layout.pair is not None
@@ -184,11 +188,20 @@ def compact_two_files(store: HashLogStore, now_ms: int) -> None:
     directory = os.path.dirname(os.path.abspath(data_path))
     with store.lock:
         store.check_usable()
-        picked = sorted(store.keydir.entries.items(), key=lambda kl: kl[1][1])
-        moves, outputs = _copy_live(
-            store, picked, now_ms, lambda: Output(fs, 1, data_path, KIND_APPEND), None
-        )
-        output = outputs[0] if outputs else Output(fs, 1, data_path, KIND_APPEND)
+        old = store.active
+        start = old.size
+        snapshot = list(store.keydir.entries.items())
+    picked = sorted(snapshot, key=lambda kl: kl[1][1])
+    del snapshot
+
+    def open_output() -> Output:
+        return Output(fs, 1, data_path, KIND_APPEND)
+
+    moves, outputs = _copy_live(store, picked, now_ms, open_output, None)
+    output = outputs[0] if outputs else open_output()
+    with store.lock:
+        store.check_usable()
+        _carry_over_tail(store, old, start, output)
         index = output.finish()
         index_temp = filenames.temp_name(index_path)
         fs.write_synced(index_temp, index)
@@ -201,10 +214,26 @@ def compact_two_files(store: HashLogStore, now_ms: int) -> None:
         fs.sync_dir(directory)
         store.commit.switch(fs.open_append(data_path)).close()
         replace_if = store.keydir.replace_if
-        for key, old, new in moves:
-            replace_if(key, old, new)
+        for key, was, new in moves:
+            replace_if(key, was, new)
         store.active = output.segment
         store.active_items = output.items
         store.segments = [output.segment]
         store.merges += 1
         store.merge_bytes_written += output.size
+
+
+def _carry_over_tail(store: HashLogStore, old: Segment, start: int, output: Output) -> None:
+    """Copy the records written to ``old`` from ``start`` on into ``output`` and point the
+    index at the copies. Holds the write lock (so the tail is whole and stays put)."""
+    if old.size == start:
+        return
+    tail = old.file.read(start, old.size - start)
+    found, _ = parse_records(tail, old.path, 0, may_be_torn=False)
+    keydir = store.keydir
+    entries = keydir.entries
+    for r in found:
+        new = output.add(r.key, tail[r.offset : r.offset + r.length], r.flags, r.expire_ms)
+        loc = entries.get(r.key)
+        if loc is not None and loc[0] is old and loc[1] == start + r.offset:
+            keydir.set(r.key, new)

@@ -20,7 +20,7 @@ from shaledb.engine.hashlog import records
 from shaledb.engine.hashlog.index_file import IndexItems, decode_index, encode_index
 from shaledb.engine.hashlog.keydir import KeyDir
 from shaledb.engine.hashlog.layout import Layout, check_identity, encode_identity
-from shaledb.engine.hashlog.records import HEADER_SIZE, KIND_APPEND, Record
+from shaledb.engine.hashlog.records import HEADER_SIZE, KIND_APPEND, RawRecord
 from shaledb.errors import CorruptionError, StorageError
 
 
@@ -110,12 +110,12 @@ def write_index(fs: FileSystem, layout: Layout, segment: Segment, items: IndexIt
 
 def _load_one(
     fs: FileSystem, layout: Layout, segment: Segment, may_be_torn: bool, notes: list[str]
-) -> tuple[list[Record], int, IndexItems, bool]:
+) -> tuple[list[RawRecord], int, IndexItems, bool]:
     """The records of one segment, where its last whole record ends, its items, and
     whether its index file was used whole."""
     items = IndexItems()
     start = HEADER_SIZE
-    found: list[Record] = []
+    found: list[RawRecord] = []
     index_path = layout.index_path(segment.number)
     if fs.exists(index_path):
         try:
@@ -183,7 +183,7 @@ def open_segments(fs: FileSystem, layout: Layout, create_kind: int = KIND_APPEND
                 fs.remove(filenames.path(layout.directory, name))
     appends = [s for s in segments if s.kind == KIND_APPEND]
     active = appends[-1] if appends else None
-    loaded: list[tuple[Segment, list[Record]]] = []
+    loaded: list[tuple[Segment, list[RawRecord]]] = []
     active_end = HEADER_SIZE
     active_items = IndexItems()
     for segment in segments:
@@ -208,7 +208,7 @@ def open_segments(fs: FileSystem, layout: Layout, create_kind: int = KIND_APPEND
     )
 
 
-def _apply(loaded: list[tuple[Segment, list[Record]]]) -> KeyDir:
+def _apply(loaded: list[tuple[Segment, list[RawRecord]]]) -> KeyDir:
     """The index of ``loaded``'s records: per key, the one with the highest ``seq``."""
     keydir = KeyDir()
     ranges = sorted(((s, found) for s, found in loaded if found), key=lambda x: x[0].min_seq)
@@ -216,7 +216,8 @@ def _apply(loaded: list[tuple[Segment, list[Record]]]) -> KeyDir:
         a.max_seq < b.min_seq for (a, _), (b, _) in zip(ranges, ranges[1:], strict=False)
     )
     newest: dict[bytes, int] | None = None if disjoint else {}
-    entries_set, remove = keydir.set, keydir.remove
+    entries = keydir.entries
+    pop = entries.pop
     for segment, found in ranges:
         for seq, flags, key, expire_ms, offset, length in found:
             if newest is not None:
@@ -225,7 +226,8 @@ def _apply(loaded: list[tuple[Segment, list[Record]]]) -> KeyDir:
                     continue
                 newest[key] = seq
             if flags & TOMBSTONE:
-                remove(key)
+                pop(key, None)
             else:
-                entries_set(key, (segment, offset, length, flags, expire_ms))
+                entries[key] = (segment, offset, length, flags, expire_ms)
+    keydir.live_bytes = sum(loc[2] for loc in entries.values())
     return keydir

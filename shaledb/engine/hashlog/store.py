@@ -16,18 +16,30 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from shaledb.engine.base import RawEntry, RawOp
+from shaledb.engine.checksum import CRC, crc32c
 from shaledb.engine.entry import TOMBSTONE, is_live
 from shaledb.engine.fs import DirectoryLock, FileSystem
 from shaledb.engine.group_commit import DeferredSync, GroupCommit
 from shaledb.engine.hashlog import layout as files
-from shaledb.engine.hashlog.index_file import IndexItems
+from shaledb.engine.hashlog.index_file import ITEM, IndexItems
 from shaledb.engine.hashlog.keydir import KeyDir, Location
 from shaledb.engine.hashlog.layout import Layout
-from shaledb.engine.hashlog.records import ENTRY_SIZE, HEADER_SIZE, KIND_APPEND, encode_batch
+from shaledb.engine.hashlog.records import (
+    ENTRY_BODY,
+    ENTRY_SIZE,
+    HEADER_SIZE,
+    KIND_APPEND,
+    TYPE_ENTRY,
+    encode_batch,
+)
 from shaledb.engine.hashlog.records import read_entry as decode_entry
 from shaledb.engine.hashlog.segments import Opened, Segment, new_segment, write_index
 from shaledb.errors import ClosedError, ShaleDBError, StorageError
 from shaledb.options import Options
+
+_pack_entry_body = ENTRY_BODY.pack
+_pack_crc = CRC.pack
+_pack_item = ITEM.pack
 
 #: Dead bytes below which no background merge starts, whatever the ratio (at most).
 MIN_MERGE_BYTES = 1 << 20
@@ -57,6 +69,8 @@ class HashLogStore:
         self.last_seq = opened.last_seq
         self.next_number = opened.next_number
         self.notes = opened.notes
+        # Read before anything is started that would need stopping if it raises.
+        self.catalog = files.read_catalog(fs, layout)
         out = fs.open_append(opened.active.path, truncate_to=opened.active_end)
         self.active.size = out.size
         self.commit = GroupCommit(out, options.fsync)
@@ -64,7 +78,6 @@ class HashLogStore:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.merge_lock = threading.Lock()
-        self.catalog = files.read_catalog(fs, layout)
         self.drop_filter: Callable[[bytes], bool] = lambda key: False
         self.closed = False
         self.closing = False
@@ -102,6 +115,10 @@ class HashLogStore:
 
     def write(self, ops: Sequence[RawOp], condition: Callable[[], bool] | None) -> bool:
         """Apply ``ops`` atomically (see :meth:`shaledb.engine.base.Engine.write`)."""
+        if condition is None and len(ops) == 1:
+            flags, key, expire_ms, value = ops[0]
+            self.put(flags, key, expire_ms, value)
+            return True
         with self.lock:
             if self.closed or self.error is not None:
                 self.check_usable()
@@ -141,6 +158,50 @@ class HashLogStore:
         if self._sync_always:
             self._deferred.sync_or_defer(position)
         return True
+
+    def put(self, flags: int, key: bytes, expire_ms: int, value: bytes) -> None:
+        """``write([(flags, key, expire_ms, value)], None)``, inlined: the hot path of
+        single puts and deletes (a unit test checks that both give the same bytes)."""
+        with self.lock:
+            if self.closed or self.error is not None:
+                self.check_usable()
+            seq = self.last_seq + 1
+            klen = len(key)
+            body = _pack_entry_body(TYPE_ENTRY, flags, klen, len(value), expire_ms, seq) + key
+            body += value
+            data = _pack_crc(crc32c(body)) + body
+            length = len(data)
+            active = self.active
+            if (
+                active.size + length > self._segment_bytes
+                and not self._two_files
+                and active.size > HEADER_SIZE
+            ):
+                self._rotate()
+                active = self.active
+            offset = active.size
+            try:
+                position = self.commit.append(data)
+            except StorageError as exc:
+                self.error = exc  # a partial record may be in the segment
+                raise
+            active.size = offset + length
+            self.bytes_written += length
+            self.last_seq = seq
+            items = self.active_items
+            items.parts.append(_pack_item(seq, offset, length, flags, klen, expire_ms) + key)
+            items.count += 1
+            items.max_seq = active.max_seq = seq
+            if not items.min_seq:
+                items.min_seq = seq
+            if not active.min_seq:
+                active.min_seq = seq
+            if flags & TOMBSTONE:
+                self.keydir.remove(key)
+            else:
+                self.keydir.set(key, (active, offset, length, flags, expire_ms))
+        if self._sync_always:
+            self._deferred.sync_or_defer(position)
 
     def _sync_to(self, position: int) -> None:
         try:
@@ -268,10 +329,13 @@ class HashLogStore:
                 healthy = self.error is None and self.commit.error is None
                 try:
                     self.commit.close()
-                finally:
                     if healthy:
                         # After the fsync: an index file never covers bytes not durable.
                         write_index(self.fs, self.layout, self.active, self.active_items)
+                finally:
+                    # A scan still iterating after close gets a StorageError, not an fd leak.
+                    for segment in self.segments:
+                        segment.file.close()
         finally:
             self.dir_lock.release()
 

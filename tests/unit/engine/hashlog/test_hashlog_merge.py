@@ -6,16 +6,25 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.hashlog import HashLogEngine
 from shaledb.options import Options
 
 
-def test_merge_while_writers_and_readers_run(tmp_path: Path) -> None:
-    engine = HashLogEngine(
-        str(tmp_path / "db"),
-        Options(fsync="never", hashlog_segment_bytes=4096, hashlog_merge_ratio=0.2),
+def open_form(form: str, tmp_path: Path, **options: Any) -> HashLogEngine:
+    if form == "directory":
+        return HashLogEngine(str(tmp_path / "db"), Options(**options))
+    return HashLogEngine.two_files(
+        str(tmp_path / "data"), str(tmp_path / "index"), Options(**options)
     )
+
+
+@pytest.mark.parametrize("form", ["directory", "two files"])
+def test_merge_while_writers_and_readers_run(tmp_path: Path, form: str) -> None:
+    options = {"fsync": "never", "hashlog_segment_bytes": 4096, "hashlog_merge_ratio": 0.2}
+    engine = open_form(form, tmp_path, **options)
     errors: list[BaseException] = []
     done = threading.Event()
     final: dict[int, dict[bytes, bytes]] = {}
@@ -72,7 +81,7 @@ def test_merge_while_writers_and_readers_run(tmp_path: Path) -> None:
     engine.compact()
     assert engine.stats()["dead_bytes"] == 0
     engine.close()
-    again = HashLogEngine(str(tmp_path / "db"))
+    again = open_form(form, tmp_path)
     assert {k: v for k, _, _, v in again.scan(b"", None)} == expected
     again.close()
 

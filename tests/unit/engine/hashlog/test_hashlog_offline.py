@@ -147,3 +147,18 @@ def test_backup_of_the_two_file_form(tmp_path: Path) -> None:
     engine = HashLogEngine.two_files(str(tmp_path / "d2"), str(tmp_path / "i2"))
     assert engine.get(b"a") == (0, 0, b"1") and engine.load_catalog() == {"version": 1}
     engine.close()
+
+
+def test_check_finds_an_index_file_that_disagrees_with_its_data(tmp_path: Path) -> None:
+    from shaledb.engine.hashlog.index_file import IndexItems, decode_index, encode_index
+
+    fill(tmp_path / "db", 10)
+    path = tmp_path / "db" / "000001.hli"
+    index = decode_index(path.read_bytes(), str(path))
+    items = IndexItems()
+    for seq, flags, key, expire_ms, offset, length in index.records:
+        items.add(seq, flags, key, expire_ms, offset + (1 if seq == 5 else 0), length)
+    path.write_bytes(encode_index(index.file_id, index.covers, items))  # a good CRC
+    report = check_hashlog(str(tmp_path / "db"))
+    assert not report.healthy
+    assert any("disagree" in d and str(path) in d for d in report.damage)

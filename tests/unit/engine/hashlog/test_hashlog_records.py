@@ -43,7 +43,7 @@ def test_worked_example_of_the_first_put() -> None:
     # docs/format.md, "Data segment": put(0, b"k", b"v") as the first write.
     data = encode_entry(1, 0, b"k", 0, b"v")
     body = "01 00 01000000 01000000" + "00" * 8 + "0100000000000000 6b 76"
-    assert data[4:] == bytes.fromhex(body)
+    assert data == bytes.fromhex("81 a0 67 91" + body)
     assert len(data) == 32
 
 
@@ -140,3 +140,22 @@ def test_engine_open_drops_a_torn_tail_and_refuses_mid_file_damage(tmp_path: Pat
     with pytest.raises(CorruptionError) as caught:
         HashLogEngine(str(directory))
     assert caught.value.path == str(path) and caught.value.offset == HEADER_SIZE
+
+
+def test_single_put_fast_path_writes_the_general_bytes(tmp_path: Path) -> None:
+    fast, general = tmp_path / "fast", tmp_path / "general"
+    for directory, use_put in ((fast, True), (general, False)):
+        engine = HashLogEngine(str(directory), Options(fsync="never"))
+        for flags, key, expire_ms, value in [(0, b"a", 0, b"1"), (HAS_TTL, b"b", 5, b"22")]:
+            if use_put and not expire_ms:
+                engine.put(flags, key, value)
+            elif use_put:
+                engine.write([(flags, key, expire_ms, value)])  # the same inlined path
+            else:  # a condition takes the general path
+                engine.write([(flags, key, expire_ms, value)], condition=lambda: True)
+        engine.close()
+    body = (fast / "000001.hld").read_bytes()[HEADER_SIZE:]
+    assert body == (general / "000001.hld").read_bytes()[HEADER_SIZE:]
+    assert body == encode_entry(1, 0, b"a", 0, b"1") + encode_entry(2, HAS_TTL, b"b", 5, b"22")
+    # The items; the header names each file_id, and the last 4 bytes are the CRC.
+    assert (fast / "000001.hli").read_bytes()[48:-4] == (general / "000001.hli").read_bytes()[48:-4]
