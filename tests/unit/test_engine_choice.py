@@ -203,6 +203,7 @@ def test_threads_write_while_compact_runs(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert not errors, errors
+        assert store.stats()["merges"] >= compactions  # each compact() rewrote the files
         expected = {f"w{w}:{i}": f"second{i}" for w in range(writers) for i in range(per_writer)}
         expected.update({f"old{i}": "kept" for i in range(per_writer)})
         assert dict(store.scan()) == expected
