@@ -9,9 +9,9 @@ write was acknowledged with ``fsync="always"`` before the compaction began.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from fault_fs import FaultFS, write_image
 
 from shaledb.engine.entry import TOMBSTONE
@@ -41,28 +41,28 @@ def contents(engine: HashLogEngine) -> dict[bytes, bytes]:
     return found
 
 
-def check_images(fs: FaultFS, start: int, root: Path, opener: object) -> int:
+def check_images(
+    fs: FaultFS,
+    start: int,
+    root: Path,
+    opener: Callable[[Path], HashLogEngine],
+    expected: dict[bytes, bytes],
+) -> int:
+    """Open the image of a power cut before each step from ``start`` on (strict, and
+    with names on disk early); each must hold ``expected``. The number checked."""
     checked = 0
     for k in range(start, len(fs.steps) + 1):
         for early in (False, True):
             target = root / f"cut-{k}-{int(early)}"
             write_image(fs.image(k, early_names=early), str(target))
-            engine = opener(target)  # type: ignore[operator]
+            engine = opener(target)
             try:
-                yield_ = contents(engine)
+                found = contents(engine)
             finally:
                 engine.close()
-            assert yield_ == EXPECTED[0], f"power cut before step {k} ({fs.steps[k - 1]})"
+            assert found == expected, f"power cut before step {k} ({fs.steps[k - 1]})"
             checked += 1
     return checked
-
-
-EXPECTED: list[dict[bytes, bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def _reset() -> None:
-    EXPECTED.clear()
 
 
 def test_power_cut_at_every_step_of_a_directory_merge(tmp_path: Path) -> None:
@@ -70,14 +70,14 @@ def test_power_cut_at_every_step_of_a_directory_merge(tmp_path: Path) -> None:
     os.makedirs(directory)
     fs = FaultFS(str(directory))
     engine = HashLogEngine(str(directory), Options(**OPTIONS), fs=fs)  # type: ignore[arg-type]
-    EXPECTED.append(workload(engine))
+    expected = workload(engine)
     start = fs.mark()
     engine.compact()
     assert engine.stats()["merges"] == 1
-    assert contents(engine) == EXPECTED[0]
+    assert contents(engine) == expected
     engine.close()
     checked = check_images(
-        fs, start, tmp_path, lambda d: HashLogEngine(str(d), Options(fsync="never"))
+        fs, start, tmp_path, lambda d: HashLogEngine(str(d), Options(fsync="never")), expected
     )
     assert checked > 20
 
@@ -92,7 +92,7 @@ def test_power_cut_at_every_step_of_the_two_file_swap(tmp_path: Path) -> None:
         Options(**OPTIONS),
         fs=fs,  # type: ignore[arg-type]
     )
-    EXPECTED.append(workload(engine))
+    expected = workload(engine)
     start = fs.mark()
     engine.compact()
     engine.close()
@@ -103,5 +103,6 @@ def test_power_cut_at_every_step_of_the_two_file_swap(tmp_path: Path) -> None:
         start,
         tmp_path,
         lambda d: HashLogEngine.two_files(str(d / "data"), str(d / "index")),
+        expected,
     )
     assert checked > 10
