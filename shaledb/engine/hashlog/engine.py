@@ -179,7 +179,7 @@ class HashLogEngine:
         with store.lock:
             data = store.data_bytes()
             live = store.keydir.live_bytes
-            return {
+            stats: dict[str, Any] = {
                 "engine": "hashlog",
                 "directory": self.directory,
                 "form": "directory" if self._layout.pair is None else "two files",
@@ -194,6 +194,9 @@ class HashLogEngine:
                 "merges": store.merges,
                 "merge_bytes_written": store.merge_bytes_written,
             }
+        if self._layout.pair is not None:
+            stats["data_path"], stats["index_path"] = self._layout.pair
+        return stats
 
     def close(self) -> None:
         """Stop the merge thread, write the index file, make the data durable, unlock."""
