@@ -477,6 +477,8 @@ class ShaleStore(Store):
     name = "shaledb"
     description = "ShaleDB embedded, default options (fsync everysec)"
     module = "shaledb"
+    #: The ``engine`` argument of ``shaledb.open``.
+    engine = "lsm"
 
     def version(self) -> str:
         import shaledb
@@ -486,7 +488,7 @@ class ShaleStore(Store):
     def open(self, path: str) -> None:
         import shaledb
 
-        self.db: Any = shaledb.open(path)
+        self.db: Any = shaledb.open(path, engine=self.engine)
         db = self.db
         self.put = db.put  # type: ignore[method-assign]
         self.get = db.get  # type: ignore[method-assign]
@@ -515,8 +517,16 @@ class ShaleStore(Store):
         return dict(self.db.stats())
 
 
+class ShaleHashLogStore(ShaleStore):
+    """ShaleDB embedded on the hash-log engine, default options (fsync "everysec")."""
+
+    name = "shaledb-hashlog"
+    description = "ShaleDB embedded, hash-log engine, default options (fsync everysec)"
+    engine = "hashlog"
+
+
 def all_stores() -> list[Store]:
-    """Every store the suite knows, in report order (ShaleDB last)."""
+    """Every store the suite knows, in report order (ShaleDB's engines last)."""
     return [
         DictStore(),
         GdbmStore(),
@@ -526,5 +536,6 @@ def all_stores() -> list[Store]:
         PlyvelStore(bloom_bits=10),
         LmdbStore(),
         RocksDictStore(),
+        ShaleHashLogStore(),
         ShaleStore(),
     ]

@@ -38,13 +38,13 @@ from shaledb.options import Options
 if TYPE_CHECKING:
     from shaledb.client import KVClient
     from shaledb.db import DB, open
+    from shaledb.key_value_store import KeyValueStore
     from shaledb.table import Namespace, Table
     from shaledb.write_batch import WriteBatch
 
-    # The seed's names for the same database:
+    # The seed's name for the same database:
     # ``StorageEngine(data_dir='./data', memtable_size=1000)``.
     StorageEngine = DB
-    KeyValueStore = DB
 
 __version__ = "0.1.0"
 
@@ -52,7 +52,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "DB": ("shaledb.db", "DB"),
     "KVClient": ("shaledb.client", "KVClient"),
-    "KeyValueStore": ("shaledb.db", "DB"),
+    "KeyValueStore": ("shaledb.key_value_store", "KeyValueStore"),
     "Namespace": ("shaledb.table", "Namespace"),
     "StorageEngine": ("shaledb.db", "DB"),
     "Table": ("shaledb.table", "Table"),

@@ -20,6 +20,7 @@ from typing import Any
 
 from shaledb.arguments import Data
 from shaledb.engine.base import Engine
+from shaledb.engine.detect import HASHLOG, LSM, choose_engine
 from shaledb.errors import InvalidArgumentError, InvalidTypeError, NotFoundError
 from shaledb.keyspace import (
     DEFAULT_NAMESPACE,
@@ -35,7 +36,7 @@ from shaledb.write_batch import WriteBatch
 __all__ = ["DB", "open"]
 
 #: Keyword arguments of DB besides the Options fields.
-_DB_KEYWORDS = ("data_dir", "memtable_size")
+_DB_KEYWORDS = ("data_dir", "engine", "memtable_size")
 
 
 class DB:
@@ -48,23 +49,33 @@ class DB:
     Args:
         path: the data directory (str or path-like). ``data_dir`` is accepted as
             another name for it; with neither, ``./data``.
+        engine: ``"lsm"`` (the log-structured merge tree) or ``"hashlog"`` (the
+            hash-indexed log). None, the default, opens an existing directory with
+            the engine that wrote it (:mod:`shaledb.engine.detect`) and creates a new
+            or empty one with the LSM engine.
         memtable_size: flush the memtable after this many entries (otherwise it is
             bounded by bytes, ``Options.memtable_bytes``).
         **options: any field of :class:`shaledb.options.Options` (``fsync``, ...).
     Raises:
         InvalidTypeError: the path is not a str or path-like, or an option has the
             wrong type (the message names the option and what it accepts).
-        InvalidArgumentError: an unknown option (the message lists the accepted
-            ones), or an option's value is out of range.
+        InvalidArgumentError: an unknown option or engine (the message lists the
+            accepted ones), an option's value is out of range, the directory holds a
+            database of another engine than ``engine`` names, or files of neither
+            engine (nothing is changed in either case).
         LockedError: another process holds the directory.
         CorruptionError: the database's files are damaged.
     """
+
+    #: The engine of a new or empty directory when ``engine`` is not given.
+    default_engine = LSM
 
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
         *,
         data_dir: str | os.PathLike[str] | None = None,
+        engine: str | None = None,
         memtable_size: int | None = None,
         **options: Any,
     ) -> None:
@@ -72,11 +83,19 @@ class DB:
             path = data_dir if data_dir is not None else "./data"
         elif data_dir is not None:
             raise InvalidArgumentError("give the data directory once: path or data_dir")
-        directory = _directory(path)
-        opts = _options(memtable_size, options)
-        from shaledb.engine.lsm import LSMEngine
+        directory = path_of(path)
+        opts = options_of(memtable_size, options)
+        # Detection reads names only; the engine's own lock then decides between
+        # processes racing to create the same directory.
+        kind = choose_engine(directory, engine, self.default_engine)
+        if kind == HASHLOG:
+            from shaledb.engine.hashlog import HashLogEngine
 
-        self._setup(LSMEngine(directory, opts))
+            self._setup(HashLogEngine(directory, opts))
+        else:
+            from shaledb.engine.lsm import LSMEngine
+
+            self._setup(LSMEngine(directory, opts))
         self.path = directory
 
     @classmethod
@@ -279,8 +298,9 @@ class DB:
         self.close()
 
 
-def _directory(path: object) -> str:
-    """The data directory as a str path; raises InvalidTypeError for anything else."""
+def path_of(path: object) -> str:
+    """A database path (a directory, or a file of the two-file form) as a str; raises
+    InvalidTypeError for anything but a str or path-like."""
     try:
         directory = os.fspath(path)  # type: ignore[call-overload]
     except TypeError:
@@ -290,7 +310,7 @@ def _directory(path: object) -> str:
     return os.fsdecode(directory)
 
 
-def _options(memtable_size: int | None, options: dict[str, Any]) -> Options:
+def options_of(memtable_size: int | None, options: dict[str, Any]) -> Options:
     """The Options of ``DB(...)``'s keyword arguments; raises naming a bad one."""
     fields = {f.name for f in dataclasses.fields(Options)}
     unknown = sorted(set(options) - fields)
@@ -309,9 +329,11 @@ def open(  # noqa: A001 - the promised name, as with builtins' open
 ) -> DB:
     """Open (creating when needed) the database in directory ``path``.
 
-    Takes the keyword arguments of :class:`DB` and raises as it does: LockedError
-    when another process holds the directory, CorruptionError when its files are
-    damaged, InvalidTypeError/InvalidArgumentError for a bad path or option.
+    Takes the keyword arguments of :class:`DB` (``engine="hashlog"`` for the
+    hash-indexed log; without it an existing directory is opened with the engine that
+    wrote it, a new one with the LSM engine) and raises as it does: LockedError when
+    another process holds the directory, CorruptionError when its files are damaged,
+    InvalidTypeError/InvalidArgumentError for a bad path, option or engine.
     """
     if path is None:
         raise InvalidTypeError("the data directory must be a str or path-like; got NoneType")

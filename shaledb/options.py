@@ -50,6 +50,10 @@ class Options:
         level_size_ratio: each level holds this many times the bytes of the one above.
         max_bytes_for_level_base: bytes level 1 may hold before it is compacted.
         background_compaction: run compactions on a background thread.
+        hashlog_segment_bytes: the hash-log engine starts a new data segment past this
+            size (at least 1024 bytes).
+        hashlog_merge_ratio: the hash-log engine merges in the background once this
+            fraction of its data bytes is dead (a number in (0, 1]).
         clock: returns seconds since the epoch; tests inject their own.
     """
 
@@ -68,6 +72,8 @@ class Options:
     level_size_ratio: int = 10
     max_bytes_for_level_base: int = 64 * 1024 * 1024
     background_compaction: bool = True
+    hashlog_segment_bytes: int = 64 * 1024 * 1024
+    hashlog_merge_ratio: float = 0.5
     clock: Callable[[], float] = field(default=wall_clock)
 
     def __post_init__(self) -> None:
@@ -91,6 +97,8 @@ class Options:
                 "option background_compaction must be True or False; got "
                 f"{type(self.background_compaction).__name__} {self.background_compaction!r}"
             )
+        _integer("hashlog_segment_bytes", self.hashlog_segment_bytes, 1024)
+        _fraction("hashlog_merge_ratio", self.hashlog_merge_ratio)
         if not callable(self.clock):
             raise InvalidTypeError(
                 "option clock must be a callable returning seconds since the epoch; got "
@@ -119,6 +127,16 @@ def _integer(name: str, value: object, least: int) -> None:
         )
     if value < least:
         raise InvalidArgumentError(f"option {name} must be {accepted}; got {value!r}")
+
+
+def _fraction(name: str, value: object) -> None:
+    """Raise unless ``value`` is a number in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidTypeError(
+            f"option {name} must be a number in (0, 1]; got {type(value).__name__} {value!r}"
+        )
+    if not 0 < value <= 1:
+        raise InvalidArgumentError(f"option {name} must be a number in (0, 1]; got {value!r}")
 
 
 def _one_of(name: str, value: object, accepted: tuple[str, ...]) -> None:

@@ -2,6 +2,8 @@
 
 The ``db`` fixture runs a test twice, once over the in-memory reference engine and once
 over the LSM engine with a tiny memtable (so flushes and compactions really happen).
+The bare ``engine`` fixture also runs over the hash-log engine, in both of its forms,
+with tiny segments (so seals and merges really happen).
 Tests that need durability use ``open_db`` on a directory and reopen it themselves.
 """
 
@@ -17,6 +19,7 @@ import pytest
 from tiny_lsm import SMALL_LSM, small_lsm_options
 
 import shaledb
+from shaledb.engine.hashlog import HashLogEngine
 from shaledb.engine.lsm import LSMEngine
 from shaledb.engine.memory import MemoryEngine
 from shaledb.options import Options
@@ -102,17 +105,30 @@ def open_db(data_dir: Path) -> Iterator[Callable[..., shaledb.DB]]:
         db.close()
 
 
+#: Hash-log settings that make segments seal and merges run under a test's feet.
+SMALL_HASHLOG = {"hashlog_segment_bytes": 2048, "hashlog_merge_ratio": 0.3}
+
+
 def make_engine(kind: str, path: Path, clock: FakeClock | None = None, **options: Any) -> Any:
-    """A bare engine: ``"memory"`` or ``"lsm"`` (small settings unless overridden)."""
+    """A bare engine: ``"memory"``, ``"lsm"``, ``"hashlog"`` (directory form) or
+    ``"hashlog-two-files"`` (``path`` is then a directory holding the two files);
+    small settings unless overridden."""
     opts: dict[str, Any] = {}
     if kind == "lsm":
         opts = dict(SMALL_LSM)
         opts["memtable_entries"] = opts.pop("memtable_size")
+    elif kind.startswith("hashlog"):
+        opts = dict(SMALL_HASHLOG)
     opts.update(options)
     if clock is not None:
         opts["clock"] = clock
     if kind == "memory":
         return MemoryEngine(Options(**opts))
+    if kind == "hashlog":
+        return HashLogEngine(str(path), Options(**opts))
+    if kind == "hashlog-two-files":
+        path.mkdir(parents=True, exist_ok=True)
+        return HashLogEngine.two_files(str(path / "data"), str(path / "index"), Options(**opts))
     return LSMEngine(str(path), Options(**opts))
 
 
@@ -121,10 +137,17 @@ def engine_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["memory", "lsm", "hashlog", "hashlog-two-files"])
+def any_engine_kind(request: pytest.FixtureRequest) -> str:
+    """Every engine kind, for the bare-engine contract (the ``db`` fixture opens
+    databases through ``shaledb.open`` and stays on ``engine_kind``)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def engine(engine_kind: str, data_dir: Path, clock: FakeClock) -> Iterator[Any]:
+def engine(any_engine_kind: str, data_dir: Path, clock: FakeClock) -> Iterator[Any]:
     """A bare engine of each kind, with the fake clock."""
-    eng = make_engine(engine_kind, data_dir, clock)
+    eng = make_engine(any_engine_kind, data_dir, clock)
     yield eng
     eng.close()
 

@@ -24,6 +24,7 @@ import shaledb
 from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
 from shaledb.cli.info import DirectorySummary, summarize
 from shaledb.cli.progress import Progress, Ticker, directory_bytes, show_bytes, show_entries
+from shaledb.cli.engine_option import engine_option
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
 from shaledb.engine.repair import repair_directory
@@ -60,10 +61,7 @@ def check(directory: str) -> None:
         click.echo(f"note: {note}")
     for damage in report.damage:
         click.echo(f"DAMAGED: {damage}")
-    summary = (
-        f"{report.tables} SST files, {report.table_entries} SST entries, "
-        f"{report.wal_records} WAL records"
-    )
+    summary = report.summary
     if report.healthy:
         click.echo(f"OK: {directory} is healthy ({summary})")
     else:
@@ -96,14 +94,9 @@ def repair(directory: str, quiet: bool) -> None:
             report = repair_directory(directory)
     except ShaleDBError as exc:
         _fail_with(exc)
-    for lost in report.lost:
-        click.echo(f"dropped: {lost}")
-    rebuilt = _summary(directory)
-    size = show_bytes(rebuilt.sst_bytes if rebuilt else 0)
-    click.echo(
-        f"repaired {directory}: kept {show_entries(report.entries_kept)} ({size}) "
-        f"in {report.tables_written} SST files in {time.monotonic() - started:.2f} s"
-    )
+    for dropped in report.dropped:
+        click.echo(f"dropped: {dropped}")
+    click.echo(f"repaired {directory}: {report.summary} in {time.monotonic() - started:.2f} s")
 
 
 @click.command()
@@ -230,8 +223,9 @@ def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | byt
     default="-",
     help="File to read (default: standard input).",
 )
+@engine_option
 @QUIET
-def load(directory: str, input_: TextIO, quiet: bool) -> None:
+def load(directory: str, input_: TextIO, engine: str | None, quiet: bool) -> None:
     """Import JSON lines (as written by dump) into DIRECTORY.
 
     The whole input is checked first; a bad line stops the load before anything is written.
@@ -246,7 +240,7 @@ def load(directory: str, input_: TextIO, quiet: bool) -> None:
         _fail(f"{exc}; nothing was loaded")
     progress = Progress("loading", len(rows), quiet=quiet)
     try:
-        with shaledb.open(directory) as db:
+        with shaledb.open(directory, engine=engine) as db:
             tables: dict[tuple[str, str], shaledb.Table] = {}
             batch = db.write_batch()
             for (namespace, table_name, key, value, ttl), nbytes in rows:

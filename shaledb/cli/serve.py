@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from shaledb.cli.engine_option import engine_option
 from shaledb.options import FSYNC_MODES
 from shaledb.server.json_protocol import MAX_LINE_BYTES
 
@@ -30,6 +31,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     type=click.Path(file_okay=False),
     help="The database directory.",
 )
+@engine_option
 @click.option(
     "--memtable-size",
     type=click.IntRange(min=1),
@@ -111,6 +113,7 @@ def serve(
     host: str,
     port: int,
     data_dir: str,
+    engine: str | None,
     memtable_size: int | None,
     fsync: str,
     password: str | None,
@@ -140,6 +143,8 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if in_memory and engine is not None:
+        raise click.UsageError("--in-memory keeps no files; --engine picks an on-disk engine")
     try:
         if in_memory:
             from shaledb.engine.memory import MemoryEngine
@@ -147,7 +152,7 @@ def serve(
 
             db = shaledb.DB.over(MemoryEngine(Options(fsync=fsync, memtable_entries=memtable_size)))
         else:
-            db = shaledb.open(data_dir, memtable_size=memtable_size, fsync=fsync)
+            db = shaledb.open(data_dir, engine=engine, memtable_size=memtable_size, fsync=fsync)
     except ShaleDBError as exc:
         click.echo(f"Error: cannot open {data_dir}: {exc}", err=True)
         sys.exit(exit_code_for(exc))

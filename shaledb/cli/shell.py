@@ -17,6 +17,7 @@ from typing import IO
 import click
 
 from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, INTERRUPTED, exit_code_for
+from shaledb.cli.engine_option import engine_option
 from shaledb.cli.shell_commands import PROMPT, Shell, ShellDB
 from shaledb.errors import ShaleDBError
 
@@ -70,7 +71,7 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _open(data_dir: str | None, connect: str | None) -> ShellDB:
+def _open(data_dir: str | None, connect: str | None, engine: str | None = None) -> ShellDB:
     """The database or remote client to run the shell on. Raises ShaleDBError."""
     from shaledb.errors import InvalidArgumentError
 
@@ -78,13 +79,15 @@ def _open(data_dir: str | None, connect: str | None) -> ShellDB:
         import shaledb
 
         try:
-            return shaledb.open(data_dir or DEFAULT_DATA_DIR)
+            return shaledb.open(data_dir or DEFAULT_DATA_DIR, engine=engine)
         except ShaleDBError:
             raise
         except Exception as exc:  # an OSError, or an engine that cannot load
             raise ShaleDBError(f"cannot open {data_dir or DEFAULT_DATA_DIR}: {exc}") from exc
     if data_dir is not None:
         raise InvalidArgumentError("give either --data-dir or --connect, not both")
+    if engine is not None:
+        raise InvalidArgumentError("--engine picks the engine of --data-dir; a server has its own")
     host, port = parse_address(connect)
     try:
         from shaledb.client import KVClient
@@ -112,6 +115,7 @@ def _open(data_dir: str | None, connect: str | None) -> ShellDB:
     default=None,
     help="Run the shell against a server instead of a directory.",
 )
+@engine_option
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any command failed.")
 @click.option(
     "--history-file",
@@ -121,7 +125,9 @@ def _open(data_dir: str | None, connect: str | None) -> ShellDB:
     show_default=True,
     help="Where the terminal keeps its history (env SHALEDB_HISTORY; '' for none).",
 )
-def shell(data_dir: str | None, connect: str | None, strict: bool, history_file: str) -> None:
+def shell(
+    data_dir: str | None, connect: str | None, engine: str | None, strict: bool, history_file: str
+) -> None:
     """Run commands on namespaces and tables; type help for the commands.
 
     Reads commands from standard input when it is not a terminal, e.g.
@@ -131,7 +137,7 @@ def shell(data_dir: str | None, connect: str | None, strict: bool, history_file:
     """
     _reconfigure(sys.stdin, sys.stdout)
     try:
-        db = _open(data_dir, connect)
+        db = _open(data_dir, connect, engine)
     except ShaleDBError as exc:
         click.echo(f"[ERROR] {exc}")
         sys.exit(exit_code_for(exc))

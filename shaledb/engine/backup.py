@@ -11,11 +11,15 @@ Every file operation goes through :class:`~shaledb.engine.fs.FileSystem`. Each f
 copied to its temp name (:func:`~shaledb.engine.filenames.temp_name`), fsynced and
 renamed; CURRENT is written last, after the directory is fsynced, so a copy cut short
 by a crash has no CURRENT and opening it says so instead of finding tables missing.
+
+A hash-log directory (:mod:`shaledb.engine.detect`) is copied by the hash-log engine's
+own ``backup_hashlog``.
 """
 
 from __future__ import annotations
 
 from shaledb.engine import filenames
+from shaledb.engine.detect import HASHLOG, detect_engine
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import ManifestState, decode_current, encode_current, read_manifest
@@ -25,15 +29,21 @@ _ATTEMPTS = 20
 
 
 def backup_directory(source: str, dest: str, fs: FileSystem | None = None) -> int:
-    """Copy the database in ``source`` to the new directory ``dest``; returns bytes copied.
+    """Copy the database in ``source``, of either engine, to the new directory ``dest``;
+    returns bytes copied.
 
     Raises:
         StorageError: ``dest`` exists and is not empty, or the copy keeps failing.
         CorruptionError: the source's manifest is damaged.
+        InvalidArgumentError: the source holds files of neither engine.
     """
     fs = fs or FileSystem()
     if fs.exists(dest) and fs.list_dir(dest):
         raise StorageError(f"backup destination {dest} exists and is not empty")
+    if detect_engine(source, fs) == HASHLOG:
+        from shaledb.engine.hashlog import backup_hashlog
+
+        return backup_hashlog(source, dest, fs=fs)
     last_error: Exception | None = None
     for _ in range(_ATTEMPTS):
         fs.remove_tree(dest)

@@ -1,15 +1,20 @@
 """Offline verification of a data directory: every checksum of every live file.
 
-Used by ``shaledb check``. Takes the directory lock, so it never races a writer.
+Used by ``shaledb check``. Takes the directory lock, so it never races a writer. A
+hash-log directory (:mod:`shaledb.engine.detect`) is checked by the hash-log engine's
+own ``check_hashlog``; both reports offer :class:`CheckResult`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from shaledb.engine import filenames
 from shaledb.engine.batch import decode_batch
 from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.detect import HASHLOG, detect_engine
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import read_current
@@ -17,6 +22,30 @@ from shaledb.engine.record_log import WAL_BATCH, read_records, salvage_records
 from shaledb.engine.recovery import live_wals, replay_wals
 from shaledb.engine.sstable import SSTable
 from shaledb.errors import CorruptionError, StorageError
+
+
+class CheckResult(Protocol):
+    """What a check of either engine reports."""
+
+    @property
+    def healthy(self) -> bool:
+        """True when no damage was found."""
+        ...
+
+    @property
+    def damage(self) -> Sequence[str]:
+        """One message per damaged place, naming the file and offset."""
+        ...
+
+    @property
+    def notes(self) -> Sequence[str]:
+        """Findings that are not damage (a torn tail that the next open drops...)."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """One line: what was read (files, entries, records)."""
+        ...
 
 
 @dataclass
@@ -33,17 +62,29 @@ class CheckReport:
     def healthy(self) -> bool:
         return not self.damage
 
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.tables} tables, {self.table_entries} table entries, "
+            f"{self.wal_records} WAL records"
+        )
 
-def check_directory(directory: str, fs: FileSystem | None = None) -> CheckReport:
-    """Verify every live file in ``directory``.
+
+def check_directory(directory: str, fs: FileSystem | None = None) -> CheckResult:
+    """Verify every live file in ``directory``, of either engine.
 
     Raises:
         LockedError: another process has the database open.
         StorageError: the directory cannot be read.
+        InvalidArgumentError: the directory holds files of neither engine.
     """
     fs = fs or FileSystem()
     if not fs.exists(filenames.path(directory, filenames.CURRENT)) and not fs.exists(directory):
         raise StorageError(f"{directory} does not exist")
+    if detect_engine(directory, fs) == HASHLOG:
+        from shaledb.engine.hashlog import check_hashlog
+
+        return check_hashlog(directory, fs=fs)
     lock = fs.lock(filenames.path(directory, filenames.LOCK))
     try:
         return _check(directory, fs)

@@ -8,6 +8,14 @@ NNNNNN.sst         sorted table
 *.tmp              a file being written; removed on open
 lost/              files moved aside, never deleted: tables an open could not prove
                    dead, and the inputs of a repair (NAME or NAME~N)
+
+The hash-log engine's directory form (docs/format.md, "Hash-log engine"):
+
+HASHLOG            identity file: this directory holds a hash-log store
+NNNNNN.hld         data segment
+NNNNNN.hli         index (hint) file of the segment of the same number
+CATALOG            the catalog
+In its two-file form the sidecars of DATA are DATA.lock and DATA.catalog.
 """
 
 from __future__ import annotations
@@ -21,6 +29,12 @@ CURRENT = "CURRENT"
 TEMP_SUFFIX = ".tmp"
 LOST_DIR = "lost"
 
+HASHLOG = "HASHLOG"
+HASHLOG_CATALOG = "CATALOG"
+LOCK_SUFFIX = ".lock"
+CATALOG_SUFFIX = ".catalog"
+
+_SEGMENT = re.compile(r"(\d{6,})\.hld")
 _NUMBERED = re.compile(r"(?:(\d{6,})\.(wal|sst)|MANIFEST-(\d{6,}))")
 
 
@@ -74,3 +88,17 @@ def parse(name: str) -> tuple[FileKind, int] | None:
 
 def path(directory: str, name: str) -> str:
     return os.path.join(directory, name)
+
+
+def segment_name(number: int) -> str:
+    return f"{number:06d}.hld"
+
+
+def segment_index_name(number: int) -> str:
+    return f"{number:06d}.hli"
+
+
+def parse_segment(name: str) -> int | None:
+    """The number of a hash-log data segment's name, None for any other name."""
+    m = _SEGMENT.fullmatch(name)
+    return None if m is None else int(m.group(1))

@@ -10,8 +10,9 @@ operating system's file functions.
 
 Hooks for subclasses: every mutation is one method of :class:`FileSystem`
 (``open_append``, ``rename``, ``remove``, ``link``, ``sync_dir``, ``remove_tree``)
-or of the :class:`AppendFile` it returns (``write``, ``sync``); composite operations
-(``write_atomic``, ``copy_file``) are built from those, so a subclass sees each step.
+or of the :class:`AppendFile` it returns (``write``, ``sync``); composite
+operations (``write_synced``, ``write_atomic``, ``copy_file``) are built from those, so a
+subclass sees each step.
 :meth:`FileSystem.append_file` makes the file objects, so a subclass can return its
 own :class:`AppendFile`.
 """
@@ -191,14 +192,19 @@ class FileSystem:
         """
         final = os.path.join(directory, name)
         temp = filenames.temp_name(final)
-        file = self.open_append(temp, truncate_to=0)
+        self.write_synced(temp, data)
+        self.rename(temp, final)
+        self.sync_dir(directory)
+
+    def write_synced(self, path: str, data: bytes) -> None:
+        """Make ``path`` hold exactly ``data``, fsynced (its name is not: the caller
+        renames it into place and fsyncs the directory)."""
+        file = self.open_append(path, truncate_to=0)
         try:
             file.write(data)
             file.sync()
         finally:
             file.close()
-        self.rename(temp, final)
-        self.sync_dir(directory)
 
     def copy_file(self, src: str, dst: str) -> int:
         """Copy ``src`` to ``dst`` through a temp file (fsynced, then renamed); returns bytes.
@@ -207,12 +213,7 @@ class FileSystem:
         """
         data = self.read_all(src)
         temp = filenames.temp_name(dst)
-        file = self.open_append(temp, truncate_to=0)
-        try:
-            file.write(data)
-            file.sync()
-        finally:
-            file.close()
+        self.write_synced(temp, data)
         self.rename(temp, dst)
         return len(data)
 

@@ -15,20 +15,24 @@ report what was dropped. The steps, each durable before the next:
 A crash before step 3 leaves the old database as it was (plus unlisted copies, which
 a second repair reads like any table); after it, the repaired one. Run repair again
 after a crash during it: it is idempotent.
+
+A hash-log directory (:mod:`shaledb.engine.detect`) is repaired by the hash-log
+engine's own ``repair_hashlog``; both reports offer :class:`RepairResult`.
 """
 
 from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shaledb.engine import filenames
 from shaledb.engine.base import RawEntry
 from shaledb.engine.batch import decode_batch
 from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.detect import HASHLOG, detect_engine
 from shaledb.engine.entry import is_live
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
@@ -51,6 +55,20 @@ from shaledb.options import Options
 RECOVERED_NAMESPACE = "recovered"
 
 
+class RepairResult(Protocol):
+    """What a repair of either engine reports."""
+
+    @property
+    def dropped(self) -> Sequence[str]:
+        """One message per record, block or file that could not be kept."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """One line: what the repaired database holds."""
+        ...
+
+
 @dataclass
 class RepairReport:
     """What repair kept, what it had to drop, and what it moved into ``lost/``."""
@@ -59,6 +77,15 @@ class RepairReport:
     entries_kept: int = 0
     tables_written: int = 0
     moved: list[str] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> list[str]:
+        """:attr:`lost`, under the name both engines' reports share."""
+        return self.lost
+
+    @property
+    def summary(self) -> str:
+        return f"kept {self.entries_kept:,} entries in {self.tables_written} SST files"
 
 
 @dataclass
@@ -89,15 +116,20 @@ class _Source:
 
 def repair_directory(
     directory: str, options: Options | None = None, fs: FileSystem | None = None
-) -> RepairReport:
-    """Rebuild ``directory`` from everything readable.
+) -> RepairResult:
+    """Rebuild ``directory``, of either engine, from everything readable.
 
     Raises:
         LockedError: the database is open elsewhere.
         StorageError: the directory cannot be read or written (nothing was lost:
             inputs move only once the repaired state is durable).
+        InvalidArgumentError: the directory holds files of neither engine.
     """
     fs = fs or FileSystem()
+    if detect_engine(directory, fs) == HASHLOG:
+        from shaledb.engine.hashlog import repair_hashlog
+
+        return repair_hashlog(directory, fs=fs)
     options = options or Options()
     lock = fs.lock(filenames.path(directory, filenames.LOCK))
     try:

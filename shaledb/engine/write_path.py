@@ -12,14 +12,15 @@ flushes and compactions (:meth:`WritePath.install`).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 from shaledb.engine import filenames
 from shaledb.engine.base import RawOp
 from shaledb.engine.batch import encode_batch
+from shaledb.engine.group_commit import DeferredSync
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
 from shaledb.engine.version import Version
@@ -64,7 +65,7 @@ class WritePath:
         #: raised, so reads stop too until the database is reopened.
         self.read_error: ShaleDBError | None = None
         self._sync_always = options.fsync == "always"
-        self._deferred = threading.local()
+        self._deferred = DeferredSync(self._sync_to)
         bg = options.background_compaction
         self._slowdown_at = options.l0_slowdown_trigger if bg else 1 << 30
         self._stop_at = options.l0_stop_trigger if bg else 1 << 30
@@ -123,15 +124,8 @@ class WritePath:
             ):
                 self._rotate()
         if self._sync_always:
-            self._sync_or_defer(position)
+            self._deferred.sync_or_defer(position)
         return True
-
-    def _sync_or_defer(self, position: int) -> None:
-        deferred = self._deferred
-        if getattr(deferred, "depth", 0):
-            deferred.position = max(deferred.position, position)
-        else:
-            self._sync_to(position)
 
     def _sync_to(self, position: int) -> None:
         try:
@@ -146,22 +140,11 @@ class WritePath:
                 )
             raise
 
-    @contextlib.contextmanager
-    def deferred_sync(self) -> Iterator[None]:
+    def deferred_sync(self) -> AbstractContextManager[None]:
         """Within the block, ``always``-mode writes of this thread skip their own fsync;
-        leaving the block fsyncs once for all of them (group commit across one caller's
-        writes). Only for callers that acknowledge those writes after the block ends."""
-        deferred = self._deferred
-        deferred.depth = getattr(deferred, "depth", 0) + 1
-        if deferred.depth == 1:
-            deferred.position = 0
-        try:
-            yield
-        finally:
-            deferred.depth -= 1
-            if deferred.depth == 0 and deferred.position:
-                position, deferred.position = deferred.position, 0
-                self._sync_to(position)
+        leaving the block fsyncs once for all of them (:class:`~shaledb.engine.group_commit.
+        DeferredSync`). Only for callers that acknowledge those writes after the block ends."""
+        return self._deferred.block()
 
     def _make_room(self) -> None:
         """Slow down, then wait, while flushes or level 0 fall behind. Holds the lock."""

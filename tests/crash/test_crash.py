@@ -38,10 +38,16 @@ def apply(state: dict[str, str], ops: list) -> dict[str, str]:
 
 
 def run_child_until_killed(
-    directory: Path, seed: int, mode: str, delay: float, env: dict[str, str]
+    directory: Path,
+    seed: int,
+    mode: str,
+    delay: float,
+    env: dict[str, str],
+    engine_args: tuple[str, ...] = (),
 ) -> list[str]:
+    """Run writer_child.py (``engine_args`` after its own) and SIGKILL it after ``delay``."""
     proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(directory), str(seed), mode],
+        [sys.executable, str(CHILD), str(directory), str(seed), mode, *engine_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

@@ -1,6 +1,9 @@
 """Child process for the crash tests: writes until it is killed, reporting each acknowledgement.
 
-    python writer_child.py <data dir> <seed> <fsync mode>
+    python writer_child.py <data dir> <seed> <fsync mode> [hashlog]
+
+With ``hashlog`` the database is a hash-log store with tiny segments (so seals and
+merges run all the time) instead of the tiny LSM tree.
 
 Protocol on stdout, one line each, flushed at once:
 
@@ -21,6 +24,8 @@ import sys
 from pathlib import Path
 
 import shaledb
+from shaledb.engine.hashlog import HashLogEngine
+from shaledb.options import Options
 
 # The tests' one definition of the tiny tree (this child runs as a script).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,11 +35,15 @@ from tiny_lsm import small_lsm_options  # noqa: E402
 def main() -> None:
     directory, seed, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rng = random.Random(seed)
-    db = shaledb.open(
-        directory,
-        fsync=mode,
-        **small_lsm_options(level_size_ratio=2),
-    )
+    if sys.argv[4:] == ["hashlog"]:
+        options = Options(fsync=mode, hashlog_segment_bytes=4096, hashlog_merge_ratio=0.3)
+        db = shaledb.DB.over(HashLogEngine(directory, options))
+    else:
+        db = shaledb.open(
+            directory,
+            fsync=mode,
+            **small_lsm_options(level_size_ratio=2),
+        )
     out = sys.stdout
     out.write("READY\n")
     out.flush()

@@ -605,9 +605,12 @@ def test_seed_style_names(tmp_path: Path) -> None:
         assert store.stats()["engine"] == "lsm"
     finally:
         store.close()
-    assert shaledb.KeyValueStore is shaledb.DB is shaledb.StorageEngine
+    assert shaledb.StorageEngine is shaledb.DB
+    # KeyValueStore(directory) detects the LSM directory StorageEngine wrote.
     with shaledb.KeyValueStore(path) as again:
+        assert isinstance(again, shaledb.DB)
         assert again.get("a") == "1"
+        assert again.stats()["engine"] == "lsm"
 
 
 def test_open_validates_options(tmp_path: Path) -> None:

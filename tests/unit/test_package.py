@@ -55,7 +55,8 @@ def test_every_exported_name_resolves() -> None:
     for name in shaledb.__all__:
         assert getattr(shaledb, name) is not None, name
     assert set(shaledb.__all__) <= set(dir(shaledb))
-    assert shaledb.StorageEngine is shaledb.DB and shaledb.KeyValueStore is shaledb.DB
+    assert shaledb.StorageEngine is shaledb.DB and issubclass(shaledb.KeyValueStore, shaledb.DB)
+    assert shaledb.KeyValueStore.__module__ == "shaledb.key_value_store"
     assert shaledb.Table.__module__ == "shaledb.table"
     assert shaledb.WriteBatch.__module__ == "shaledb.write_batch"
 
