@@ -21,10 +21,10 @@ from typing import Any, TextIO
 import click
 
 import shaledb
+from shaledb.cli.engine_option import engine_option
 from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
 from shaledb.cli.info import DirectorySummary, summarize
 from shaledb.cli.progress import Progress, Ticker, directory_bytes, show_bytes, show_entries
-from shaledb.cli.engine_option import engine_option
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
 from shaledb.engine.repair import repair_directory

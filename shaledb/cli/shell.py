@@ -16,8 +16,8 @@ from typing import IO
 
 import click
 
-from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, INTERRUPTED, exit_code_for
 from shaledb.cli.engine_option import engine_option
+from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, INTERRUPTED, exit_code_for
 from shaledb.cli.shell_commands import PROMPT, Shell, ShellDB
 from shaledb.errors import ShaleDBError
 
