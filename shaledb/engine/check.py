@@ -65,7 +65,7 @@ class CheckReport:
     @property
     def summary(self) -> str:
         return (
-            f"{self.tables} tables, {self.table_entries} table entries, "
+            f"{self.tables} SST files, {self.table_entries} SST entries, "
             f"{self.wal_records} WAL records"
         )
 
