@@ -1,5 +1,8 @@
 """``shaledb info``: an offline, read-only summary of a data directory.
 
+For a hash-log directory it lists the segments, the index files and the catalog's
+tables (counting keys would mean reading every index file; the open store has them).
+
 It reads CURRENT, the manifest and the live WALs and writes nothing, and it takes no
 lock: so it also works on a directory a server has open. That is safe because every
 file it reads is either replaced atomically (CURRENT) or only appended to (the
@@ -25,8 +28,10 @@ import click
 from shaledb.cli.exit_codes import EXIT_FAILED
 from shaledb.cli.progress import show_bytes, show_entries
 from shaledb.engine import filenames
+from shaledb.engine.detect import detect_engine
 from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
+from shaledb.engine.hashlog.layout import Layout, read_catalog
 from shaledb.engine.manifest import read_current
 from shaledb.engine.recovery import replay_wals
 from shaledb.errors import ShaleDBError, StorageError
@@ -74,12 +79,61 @@ class DirectorySummary:
 
 
 def engine_of(fs: FileSystem, directory: str) -> str | None:
-    """The engine whose database ``directory`` holds; None when it holds none."""
-    # The one place that tells engines apart: an LSM database is known by its CURRENT.
-    return "lsm" if fs.exists(filenames.path(directory, filenames.CURRENT)) else None
+    """The engine whose database ``directory`` holds; None when it holds none.
+
+    Raises:
+        InvalidArgumentError: the directory holds files of neither engine.
+    """
+    return detect_engine(directory, fs)
 
 
-def summarize(directory: str, fs: FileSystem | None = None) -> DirectorySummary | None:
+@dataclass
+class HashLogSummary:
+    """What a hash-log directory holds, from its file sizes and its catalog."""
+
+    directory: str
+    segments: int
+    data_bytes: int
+    index_files: int
+    index_bytes: int
+    tables: list[str] = field(default_factory=list)
+
+
+def _summarize_hashlog(fs: FileSystem, directory: str) -> HashLogSummary:
+    layout = Layout(directory)
+    numbers = layout.segment_numbers(fs)
+    indexes = [layout.index_path(n) for n in numbers if fs.exists(layout.index_path(n))]
+    catalog = read_catalog(fs, layout) or {"namespaces": {"default": {"default": 0}}}
+    return HashLogSummary(
+        directory=directory,
+        segments=len(numbers),
+        data_bytes=sum(fs.size(layout.segment_path(n)) for n in numbers),
+        index_files=len(indexes),
+        index_bytes=sum(fs.size(path) for path in indexes),
+        tables=[
+            f"{ns}:{name}"
+            for ns, tables in sorted(catalog.get("namespaces", {}).items())
+            for name in sorted(tables)
+        ],
+    )
+
+
+def describe_hashlog(summary: HashLogSummary) -> list[str]:
+    """The lines ``shaledb info`` prints for a hash-log directory."""
+    return [
+        f"directory: {summary.directory}",
+        "engine: hashlog",
+        f"data segments: {summary.segments}, {show_bytes(summary.data_bytes)} "
+        "(live and dead records until a merge)",
+        f"index files: {summary.index_files}, {show_bytes(summary.index_bytes)}",
+        "tables (key counts are in memory only when the store is open):",
+        *(f"  {name}" for name in summary.tables),
+    ]
+
+
+def summarize(
+    directory: str, fs: FileSystem | None = None
+) -> DirectorySummary | HashLogSummary | None:
     """Summarize ``directory`` without a lock; None when it holds no database.
 
     Raises:
@@ -95,6 +149,8 @@ def summarize(directory: str, fs: FileSystem | None = None) -> DirectorySummary 
         engine = engine_of(fs, directory)
         if engine is None:
             return None
+        if engine == "hashlog":
+            return _summarize_hashlog(fs, directory)
         before = fs.read_all(current)
         try:
             summary = _summarize(fs, directory, engine)
@@ -191,7 +247,12 @@ def info(directory: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
     if summary is None:
-        click.echo(f"error: {directory} holds no database (no CURRENT)", err=True)
+        click.echo(
+            f"error: {directory} holds no database "
+            "(neither an LSM CURRENT nor a hash-log HASHLOG file)",
+            err=True,
+        )
         sys.exit(EXIT_FAILED)
-    for line in describe(summary):
+    lines = describe_hashlog(summary) if isinstance(summary, HashLogSummary) else describe(summary)
+    for line in lines:
         click.echo(line)

@@ -23,7 +23,7 @@ import click
 import shaledb
 from shaledb.cli.engine_option import engine_option
 from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
-from shaledb.cli.info import DirectorySummary, summarize
+from shaledb.cli.info import DirectorySummary, HashLogSummary, summarize
 from shaledb.cli.progress import Progress, Ticker, directory_bytes, show_bytes, show_entries
 from shaledb.engine.backup import backup_directory
 from shaledb.engine.check import check_directory
@@ -72,7 +72,7 @@ def check(directory: str) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _summary(directory: str) -> DirectorySummary | None:
+def _summary(directory: str) -> DirectorySummary | HashLogSummary | None:
     """What ``directory`` holds, for a summary line; None when it cannot be read, which
     must not turn a repair or backup that succeeded into a failure."""
     try:
@@ -112,12 +112,15 @@ def backup(directory: str, dest: str, quiet: bool) -> None:
     except ShaleDBError as exc:
         _fail_with(exc)
     copy = _summary(dest)
-    entries = copy.sst_entries + copy.wal_entries if copy else 0
-    size = copy.sst_bytes + copy.wal_bytes if copy else 0
-    click.echo(
-        f"backed up {directory} to {dest}: {show_entries(entries)} ({show_bytes(size)} of data; "
-        f"{show_bytes(copied)} copied, the rest linked) in {time.monotonic() - started:.2f} s"
-    )
+    if isinstance(copy, HashLogSummary):
+        held = f"{copy.segments} data segments ({show_bytes(copy.data_bytes)}); "
+        held += f"{show_bytes(copied)} copied"
+    else:
+        entries = copy.sst_entries + copy.wal_entries if copy else 0
+        size = copy.sst_bytes + copy.wal_bytes if copy else 0
+        held = f"{show_entries(entries)} ({show_bytes(size)} of data; "
+        held += f"{show_bytes(copied)} copied, the rest linked)"
+    click.echo(f"backed up {directory} to {dest}: {held} in {time.monotonic() - started:.2f} s")
 
 
 def _encode(data: str | bytes, field: str, encoding_field: str, out: dict[str, Any]) -> None:

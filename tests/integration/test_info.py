@@ -75,7 +75,25 @@ def test_a_directory_without_a_database(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = info(tmp_path / "empty")
     assert result.returncode == 1
-    assert result.stderr == f"error: {tmp_path / 'empty'} holds no database (no CURRENT)\n"
+    assert result.stderr == f"error: {tmp_path / 'empty'} holds no database (neither an LSM CURRENT nor a hash-log HASHLOG file)\n"
     missing = info(tmp_path / "missing")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not os.path.exists(tmp_path / "missing")
+
+
+def test_a_hash_log_directory_is_summarized_from_its_files_and_catalog(tmp_path: Path) -> None:
+    db_dir = tmp_path / "db"
+    with shaledb.open(str(db_dir), engine="hashlog") as db:
+        db.create_namespace("iti").create_table("people").put("p", "x" * 1000)
+        db.put("k", "v")
+        data_bytes = db.stats()["data_bytes"]
+    before = snapshot(db_dir)
+    result = info(db_dir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "engine: hashlog" in lines
+    segments = next(line for line in lines if line.startswith("data segments: "))
+    assert segments.startswith("data segments: 1, ")
+    assert f"{data_bytes:,} bytes" in segments or "KB" in segments
+    assert "  iti:people" in lines and "  default:default" in lines
+    assert snapshot(db_dir) == before  # read-only
