@@ -75,7 +75,10 @@ def test_a_directory_without_a_database(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = info(tmp_path / "empty")
     assert result.returncode == 1
-    assert result.stderr == f"error: {tmp_path / 'empty'} holds no database (neither an LSM CURRENT nor a hash-log HASHLOG file)\n"
+    assert result.stderr == (
+        f"error: {tmp_path / 'empty'} holds no database "
+        "(neither an LSM CURRENT nor a hash-log HASHLOG file)\n"
+    )
     missing = info(tmp_path / "missing")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not os.path.exists(tmp_path / "missing")
