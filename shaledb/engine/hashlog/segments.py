@@ -89,15 +89,16 @@ def prepare_directory(fs: FileSystem, layout: Layout) -> None:
     fs.write_atomic(directory, filenames.HASHLOG, encode_identity())
 
 
-def new_segment(
-    fs: FileSystem, layout: Layout, number: int, kind: int, path: str | None = None
-) -> tuple[Segment, int]:
-    """Create a segment file (at ``path``, else its own name) holding only its header,
-    fsynced; returns it and its ``file_id``. The caller fsyncs the directory."""
-    path = path or layout.segment_path(number)
+def new_segment(fs: FileSystem, layout: Layout, number: int, kind: int) -> tuple[Segment, int]:
+    """Create a segment file holding only its header: written to its temp name, fsynced,
+    renamed (so a kill never leaves a segment without a header); returns it and its
+    ``file_id``. The caller fsyncs the directory."""
+    path = layout.segment_path(number)
+    temp = filenames.temp_name(path)
     file_id = records.new_file_id()
-    fs.write_synced(path, records.encode_header(kind, file_id))
-    segment = Segment(number, layout.segment_path(number), kind, file_id, fs.open_read(path))
+    fs.write_synced(temp, records.encode_header(kind, file_id))
+    fs.rename(temp, path)
+    segment = Segment(number, path, kind, file_id, fs.open_read(path))
     return segment, file_id
 
 
@@ -166,9 +167,10 @@ def open_segments(fs: FileSystem, layout: Layout, create_kind: int = KIND_APPEND
         path = layout.segment_path(number)
         file = fs.open_read(path)
         head = file.read(0, HEADER_SIZE)
-        if number == numbers[-1] and (len(head) < HEADER_SIZE or not any(head)):
+        if number == numbers[-1] and not any(head):
             # The newest segment's creation was cut short before its header was
-            # durable: it never held a record.
+            # durable (a power cut that kept the rename but not the data): it never
+            # held a record.
             file.close()
             fs.remove(path)
             notes.append(f"{path}: a segment whose creation was cut short, removed")

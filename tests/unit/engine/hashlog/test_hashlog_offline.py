@@ -162,3 +162,14 @@ def test_check_finds_an_index_file_that_disagrees_with_its_data(tmp_path: Path) 
     report = check_hashlog(str(tmp_path / "db"))
     assert not report.healthy
     assert any("disagree" in d and str(path) in d for d in report.damage)
+
+
+def test_a_newest_segment_without_header_is_a_creation_cut_short(tmp_path: Path) -> None:
+    model = fill(tmp_path / "db")
+    numbers = sorted(int(p.stem) for p in (tmp_path / "db").glob("*.hld"))
+    cut = tmp_path / "db" / f"{numbers[-1] + 1:06d}.hld"
+    cut.write_bytes(bytes(10))  # a power cut kept the name, not the header
+    report = check_hashlog(str(tmp_path / "db"))
+    assert report.healthy and any("creation cut short" in n for n in report.notes)
+    assert contents(tmp_path / "db") == model
+    assert not cut.exists()
