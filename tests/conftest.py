@@ -132,7 +132,7 @@ def make_engine(kind: str, path: Path, clock: FakeClock | None = None, **options
     return LSMEngine(str(path), Options(**opts))
 
 
-@pytest.fixture(params=["memory", "lsm"])
+@pytest.fixture(params=["memory", "lsm", "hashlog"])
 def engine_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -140,7 +140,7 @@ def engine_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=["memory", "lsm", "hashlog", "hashlog-two-files"])
 def any_engine_kind(request: pytest.FixtureRequest) -> str:
     """Every engine kind, for the bare-engine contract (the ``db`` fixture opens
-    databases through ``shaledb.open`` and stays on ``engine_kind``)."""
+    databases through ``shaledb.open``, over ``engine_kind``)."""
     return str(request.param)
 
 
@@ -154,9 +154,12 @@ def engine(any_engine_kind: str, data_dir: Path, clock: FakeClock) -> Iterator[A
 
 @pytest.fixture
 def db(engine_kind: str, data_dir: Path, clock: FakeClock) -> Iterator[shaledb.DB]:
-    """A database over each engine (``DB.over`` for memory, ``shaledb.open`` for LSM)."""
+    """A database over each engine (``DB.over`` for memory, ``shaledb.open`` for the
+    LSM and the hash-log engines, with small settings)."""
     if engine_kind == "memory":
         database = shaledb.DB.over(make_engine("memory", data_dir, clock))
+    elif engine_kind == "hashlog":
+        database = shaledb.open(str(data_dir), engine="hashlog", clock=clock, **SMALL_HASHLOG)
     else:
         database = shaledb.open(str(data_dir), clock=clock, **SMALL_LSM)
     yield database
