@@ -50,6 +50,10 @@ class Options:
         level_size_ratio: each level holds this many times the bytes of the one above.
         max_bytes_for_level_base: bytes level 1 may hold before it is compacted.
         background_compaction: run compactions on a background thread.
+        background_process: build the tables of flushes and compactions in a worker
+            process (one per Python process, started on the first job), so that they
+            do not compete with the callers for the interpreter; ``False`` builds
+            them on the background thread itself.
         clock: returns seconds since the epoch; tests inject their own.
     """
 
@@ -68,6 +72,7 @@ class Options:
     level_size_ratio: int = 10
     max_bytes_for_level_base: int = 64 * 1024 * 1024
     background_compaction: bool = True
+    background_process: bool = True
     clock: Callable[[], float] = field(default=wall_clock)
 
     def __post_init__(self) -> None:
@@ -86,11 +91,8 @@ class Options:
                 "need 0 < l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger; got "
                 f"{self.l0_compaction_trigger}, {self.l0_slowdown_trigger}, {self.l0_stop_trigger}"
             )
-        if not isinstance(self.background_compaction, bool):
-            raise InvalidTypeError(
-                "option background_compaction must be True or False; got "
-                f"{type(self.background_compaction).__name__} {self.background_compaction!r}"
-            )
+        for name in _BOOLEAN:
+            _boolean(name, getattr(self, name))
         if not callable(self.clock):
             raise InvalidTypeError(
                 "option clock must be a callable returning seconds since the epoch; got "
@@ -107,6 +109,7 @@ _POSITIVE = (
     "level_size_ratio",
     "max_bytes_for_level_base",
 )
+_BOOLEAN = ("background_compaction", "background_process")
 _L0_TRIGGERS = ("l0_compaction_trigger", "l0_slowdown_trigger", "l0_stop_trigger")
 
 
@@ -119,6 +122,13 @@ def _integer(name: str, value: object, least: int) -> None:
         )
     if value < least:
         raise InvalidArgumentError(f"option {name} must be {accepted}; got {value!r}")
+
+
+def _boolean(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidTypeError(
+            f"option {name} must be True or False; got {type(value).__name__} {value!r}"
+        )
 
 
 def _one_of(name: str, value: object, accepted: tuple[str, ...]) -> None:

@@ -7,9 +7,11 @@ This module is the facade and the lifecycle; each path lives in its own module
 - read: :mod:`~shaledb.engine.read_path`, lock-free over one published
   :class:`~shaledb.engine.state.EngineState`;
 - flush and compaction run on one background thread here:
-  :mod:`~shaledb.engine.flush`, :mod:`~shaledb.engine.compaction`; each ends with an
-  edit that the :class:`~shaledb.engine.version_set.VersionSet` makes durable before
-  the new version is installed and old files are deleted;
+  :mod:`~shaledb.engine.flush`, :mod:`~shaledb.engine.compaction`; their tables are
+  built in the worker process of :mod:`~shaledb.engine.table_worker` (option
+  ``background_process``) or on the thread itself; each ends with an edit that the
+  :class:`~shaledb.engine.version_set.VersionSet` makes durable before the new
+  version is installed and old files are deleted;
 - recovery: :mod:`~shaledb.engine.recovery`.
 
 Implements :class:`shaledb.engine.base.Engine`; its durability rule holds.
@@ -25,7 +27,7 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
 from shaledb.engine import compaction as compactions
-from shaledb.engine import filenames, read_path, recovery
+from shaledb.engine import filenames, read_path, recovery, table_worker
 from shaledb.engine.base import RawEntry, RawFound, RawOp
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.flush import flush_immutable
@@ -34,6 +36,7 @@ from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
 from shaledb.engine.table_cache import TableCache
 from shaledb.engine.table_writer import TableWriter
+from shaledb.engine.version import FileMeta
 from shaledb.engine.version_edit import VersionEdit
 from shaledb.engine.version_set import VersionSet
 from shaledb.engine.write_path import WritePath
@@ -53,13 +56,14 @@ class LSMEngine:
         self._fs.make_dirs(directory)
         self._dir_lock = self._fs.lock(filenames.path(directory, filenames.LOCK))
         self._compaction_lock = threading.Lock()
-        self._drop_filter: Callable[[bytes], bool] = lambda key: False
+        self._drop_filter: Callable[[bytes], bool] = _no_key_dropped
         self._cache = BlockCache(self.options.block_cache_bytes)
         self._table_cache = TableCache(self.options.max_open_tables)
         self._versions = VersionSet(self._fs, directory, self._cache, self._table_cache)
         self._tables = TableWriter(self._fs, directory, self.options, self._versions)
         self._compactions = 0
         self._compaction_bytes_read = 0
+        self._worker_jobs = 0
         try:
             wal, mem = recovery.recover(
                 self._fs, directory, self.options, self._versions, self._tables
@@ -138,7 +142,10 @@ class LSMEngine:
         with self._compaction_lock:
             chosen = compactions.for_range(self._versions.current, lo, hi)
             if chosen is not None:
-                self._run_compaction(chosen, allow_move=False)
+                try:
+                    self._run_compaction(chosen, allow_move=False)
+                except table_worker.JobCancelled:
+                    raise ClosedError("the database was closed during the compaction") from None
 
     def _next_job(self) -> MemTable | compactions.Compaction | None:
         """The oldest immutable memtable, else a compaction that is due, else None."""
@@ -152,7 +159,7 @@ class LSMEngine:
     def _run_job(self, job: MemTable | compactions.Compaction) -> None:
         if isinstance(job, MemTable):
             flush_immutable(
-                job, self._fs, self.directory, self._tables, self._versions, self._writes
+                job, self._fs, self.directory, self._flush_table, self._versions, self._writes
             )
             return
         with self._compaction_lock:
@@ -176,9 +183,7 @@ class LSMEngine:
         if move is not None:
             self._versions.log_and_apply(move, self._writes.install)
             return
-        edit = compactions.run(
-            chosen, self._tables, self.now_ms(), self._drop_filter, self.options.target_file_bytes
-        )
+        edit = compactions.replacement(chosen, self._compaction_outputs(chosen))
         self._versions.log_and_apply(edit, self._writes.install)
         self._compactions += 1
         self._compaction_bytes_read += chosen.input_bytes()
@@ -186,6 +191,71 @@ class LSMEngine:
             self._cache.forget_table(f.number)
             self._table_cache.forget(f.number)
             f.table.delete_when_unused(self._fs)
+
+    def _flush_table(self, imm: MemTable) -> FileMeta | None:
+        """``imm`` written to a durable, open level-0 table (None when it is empty)."""
+        tables = self._tables
+        if self.options.background_process and len(imm):
+            job = table_worker.FlushJob(
+                self._fs,
+                self.directory,
+                tables.settings,
+                self._versions.new_file_number(),
+                tables.flush_seqs(imm),
+                imm.columns(),
+            )
+            built = self._in_worker(job, "flush")
+            if built is not None:
+                return built[0]
+        return tables.write_memtable(imm)
+
+    def _compaction_outputs(self, chosen: compactions.Compaction) -> list[FileMeta]:
+        """The durable, open output tables of ``chosen``."""
+        now_ms, target = self.now_ms(), self.options.target_file_bytes
+        if self.options.background_process:
+            reserved = table_worker.reserve_numbers(chosen, target)
+            job = table_worker.CompactionJob(
+                self._fs,
+                self.directory,
+                self._tables.settings,
+                [
+                    (level, list(map(table_worker.record_of, files)))
+                    for level, files in chosen.inputs
+                ],
+                chosen.output_level,
+                chosen.drops_tombstones,
+                tuple(self._versions.new_file_number() for _ in range(reserved)),
+                now_ms,
+                self._drop_filter,
+            )
+            built = self._in_worker(job, "compaction")
+            if built is not None:
+                return built
+        return compactions.run(chosen, self._tables, now_ms, self._drop_filter, target)
+
+    def _in_worker(self, job: table_worker.Job, purpose: str) -> list[FileMeta] | None:
+        """Run ``job`` in the table worker and open its outputs; None when the job must
+        run here instead (it does not pickle, or the worker died: its outputs removed).
+
+        Raises:
+            JobCancelled: the engine began to close (the job's outputs removed).
+            ShaleDBError: what the job raised in the worker, as it would here.
+        """
+        try:
+            built = table_worker.shared.run(job, self._closing)
+        except table_worker.NotSendable:
+            return None
+        except (table_worker.WorkerLost, table_worker.JobCancelled):
+            for number in job.numbers:
+                self._fs.remove(filenames.path(self.directory, filenames.table_name(number)))
+            if self._closing():
+                raise table_worker.JobCancelled from None
+            return None
+        self._worker_jobs += 1
+        return [self._tables.adopt(table, purpose) for table in built]
+
+    def _closing(self) -> bool:
+        return self._writes.closing
 
     # -- catalog, stats, lifecycle -------------------------------------------------------
 
@@ -239,6 +309,7 @@ class LSMEngine:
             "compaction_bytes_read": self._compaction_bytes_read,
             "flushes": writes.flushes,
             "compactions": self._compactions,
+            "worker_jobs": self._worker_jobs,
             "write_stalls": writes.write_stalls,
             "write_slowdowns": writes.write_slowdowns,
         }
@@ -309,6 +380,8 @@ def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath) -> None:
         assert engine is not None  # held since the job was picked
         try:
             engine._run_job(job)
+        except table_worker.JobCancelled:
+            return  # closing: the job's writes are still in the WAL, its inputs live
         except ShaleDBError as exc:
             writes.stop(exc)
             return
@@ -319,3 +392,8 @@ def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath) -> None:
             # Drop the references now: they keep the engine and the job's input tables
             # (whose files are deleted when unused) alive.
             engine = job = None
+
+
+def _no_key_dropped(key: bytes) -> bool:
+    """The drop filter until one is set: no key belongs to a dropped table."""
+    return False

@@ -1,0 +1,336 @@
+"""The table worker: a process that builds the SSTables of flushes and compactions.
+
+Building a table is CPU work in Python (encoding blocks, bloom filters, merging); on
+the engine's background thread it competes with the callers for the interpreter. Here
+it runs in another process, so the callers keep a core to themselves.
+
+The engine keeps everything that decides what is live: the version, the manifest and
+the file numbers. A job carries what building needs and nothing more:
+
+- :class:`FlushJob`: the immutable memtable's entries as sorted columns, the file
+  number the engine reserved, the sequence range for the footer;
+- :class:`CompactionJob`: the input tables' records by level (the worker opens the
+  files by number), the output level, whether tombstones may be dropped, the output
+  file numbers the engine reserved, the time for expiry and the drop filter.
+
+Both carry the :class:`~shaledb.engine.fs.FileSystem` and the
+:class:`~shaledb.engine.table_writer.TableSettings`. The worker writes and fsyncs every
+output and the directory, and answers with the outputs' :class:`TableFile` records, or
+with the exception the job raised (its outputs removed). The engine then opens the
+tables and logs the edit, exactly as when it builds them itself.
+
+The protocol over the job pipe (a :class:`multiprocessing.connection.Connection` over a
+socket pair): the engine sends one pickled job at a time; the worker answers each with
+``(True, [TableFile, ...])`` or ``(False, exception)``. The worker's command line
+carries the engine's ``sys.path``, so that it imports shaledb, and the classes a job
+refers to, from where the engine does.
+
+One worker serves every engine of a process (:data:`shared`); it starts on the first
+job, as a fresh interpreter (``subprocess``, so no fork of a threaded process), and
+jobs run in it one at a time. It exits when the job pipe closes, and at once when the
+engine process dies (it watches a second pipe, whose other end only the engine
+holds). The engine reaps it, so no zombie remains.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from shaledb.engine import filenames
+from shaledb.engine.block_cache import BlockCache
+from shaledb.engine.compaction import executor
+from shaledb.engine.compaction.policy import Compaction
+from shaledb.engine.fs import FileSystem
+from shaledb.engine.iterators import Columns
+from shaledb.engine.sstable.reader import SSTable
+from shaledb.engine.table_writer import TableOutputs, TableSettings
+from shaledb.engine.version import FileMeta
+from shaledb.engine.version_edit import TableFile
+from shaledb.errors import StorageError
+
+
+@dataclass(frozen=True)
+class FlushJob:
+    """Write one memtable's sorted entries to level-0 table ``number``."""
+
+    fs: FileSystem
+    directory: str
+    settings: TableSettings
+    number: int
+    seq_range: tuple[int, int]
+    columns: Columns
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        return (self.number,)
+
+
+@dataclass(frozen=True)
+class CompactionJob:
+    """Merge ``inputs`` (records by level, in the version's order) into tables for
+    ``output_level``, numbered from ``numbers`` in order."""
+
+    fs: FileSystem
+    directory: str
+    settings: TableSettings
+    inputs: list[tuple[int, list[TableFile]]]
+    output_level: int
+    drops_tombstones: bool
+    numbers: tuple[int, ...]
+    now_ms: int
+    dropped: Callable[[bytes], bool]
+
+
+Job = FlushJob | CompactionJob
+
+
+class WorkerLost(Exception):
+    """The worker process died or its pipe broke before it answered. Internal: the
+    engine removes the job's outputs and builds the tables itself."""
+
+
+class JobCancelled(Exception):
+    """The engine began to close while a job ran; the worker was stopped. Internal."""
+
+
+class NotSendable(Exception):
+    """The job cannot be pickled (a file system or drop filter that only lives in this
+    process); the engine builds the tables itself. Internal."""
+
+
+def reserve_numbers(compaction: Compaction, target_file_bytes: int) -> int:
+    """How many output numbers to reserve for ``compaction``: outputs are cut at
+    ``target_file_bytes`` and hold no more than the inputs, plus room for the last."""
+    return 2 * (compaction.input_bytes() // target_file_bytes) + 2
+
+
+def record_of(meta: TableFile) -> TableFile:
+    """The plain record of a live table (without its reader), as a job carries it."""
+    return TableFile(meta.number, meta.size, meta.entries, meta.smallest, meta.largest)
+
+
+def run_job(job: Job) -> list[TableFile]:
+    """Carry ``job`` out here: its durable outputs, in order."""
+    numbers = iter(job.numbers)
+
+    def next_number() -> int:
+        number = next(numbers, None)
+        if number is None:
+            raise StorageError(
+                f"{job.directory}: a compaction needed more than the {len(job.numbers)} "
+                "file numbers reserved for it"
+            )
+        return number
+
+    writer: TableOutputs[TableFile] = TableOutputs(
+        job.fs, job.directory, job.settings, next_number, lambda table: table
+    )
+    if isinstance(job, FlushJob):
+        return [writer.write_columns(job.columns, job.seq_range)]
+    cache = BlockCache(0)
+    inputs = [
+        (
+            level,
+            [
+                FileMeta(
+                    t.number,
+                    t.size,
+                    t.entries,
+                    t.smallest,
+                    t.largest,
+                    table=SSTable(
+                        job.fs,
+                        filenames.path(job.directory, filenames.table_name(t.number)),
+                        t.number,
+                        cache,
+                    ),
+                )
+                for t in files
+            ],
+        )
+        for level, files in job.inputs
+    ]
+    compaction = Compaction(inputs, job.output_level, job.drops_tombstones, "worker")
+    return executor.run(compaction, writer, job.now_ms, job.dropped, job.settings.target_file_bytes)
+
+
+# -- the worker process ----------------------------------------------------------------
+
+
+def serve(job_fd: int, alive_fd: int) -> None:
+    """The worker's main loop: run jobs from ``job_fd`` until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when to stop
+    threading.Thread(target=_exit_with_parent, args=(alive_fd,), daemon=True).start()
+    conn = Connection(job_fd)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        except Exception as exc:  # a job that does not unpickle here
+            reply: tuple[bool, object] = (False, exc)
+        else:
+            try:
+                reply = (True, run_job(job))
+            except Exception as exc:
+                reply = (False, exc)
+        try:
+            payload = pickle.dumps(reply)
+        except Exception as exc:
+            payload = pickle.dumps((False, StorageError(f"table worker failed: {exc!r}")))
+        try:
+            conn.send_bytes(payload)
+        except OSError:
+            return
+
+
+def _exit_with_parent(alive_fd: int) -> None:
+    """Block until the engine's end of the alive pipe closes, then exit at once: the
+    engine process died (or stopped this worker), so no one waits for the job."""
+    while os.read(alive_fd, 1):
+        pass
+    os._exit(0)
+
+
+#: The worker's command: its arguments are the two descriptors and the engine's sys.path
+#: (so that it imports shaledb and the classes of a job from where the engine does).
+_COMMAND = (
+    "import json, sys; sys.path[:0] = json.loads(sys.argv[3]); "
+    "from shaledb.engine.table_worker import serve; serve(int(sys.argv[1]), int(sys.argv[2]))"
+)
+#: Seconds between checks of ``cancelled`` while a job runs.
+_POLL = 0.05
+#: Seconds a worker gets to exit after its pipe closed, before it is killed.
+_EXIT_WAIT = 5.0
+
+
+class TableWorker:
+    """The engine side of one worker process. Thread-safe: jobs run one at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._alive: int | None = None
+        #: Jobs answered by a worker, and workers lost (died or killed) mid-job.
+        self.jobs = 0
+        self.losses = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The running worker's process id; None before the first job or after a loss."""
+        process = self._process
+        return None if process is None else process.pid
+
+    def run(self, job: Job, cancelled: Callable[[], bool]) -> list[TableFile]:
+        """Run ``job`` in the worker (starting it if needed) and return its outputs.
+
+        Raises:
+            NotSendable: the job does not pickle; nothing was sent.
+            WorkerLost: the worker died before answering (it is reaped; the next job
+                starts a new one). Outputs it may have left are the caller's to remove.
+            JobCancelled: ``cancelled()`` became true; the worker was killed.
+            ShaleDBError: what the job raised in the worker (its outputs removed).
+        """
+        try:
+            payload = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise NotSendable(repr(exc)) from exc
+        with self._lock:
+            conn = self._conn or self._start()
+            try:
+                conn.send_bytes(payload)
+                while not conn.poll(_POLL):
+                    if cancelled():
+                        self._stop(kill=True)
+                        raise JobCancelled
+                ok, value = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError) as exc:
+                self.losses += 1
+                self._stop(kill=True)
+                raise WorkerLost(f"the table worker stopped during a job: {exc!r}") from exc
+            self.jobs += 1
+        if ok:
+            outputs: list[TableFile] = value
+            return outputs
+        raise value
+
+    def _start(self) -> Connection:
+        ours, theirs = socket.socketpair()
+        alive_read, alive_write = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _COMMAND,
+                    str(theirs.fileno()),
+                    str(alive_read),
+                    json.dumps(_importable_path()),
+                ],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(), alive_read),
+            )
+        except OSError as exc:
+            ours.close()
+            os.close(alive_write)
+            raise StorageError(f"could not start the table worker: {exc}") from exc
+        finally:
+            theirs.close()
+            os.close(alive_read)
+        self._alive = alive_write
+        self._conn = Connection(ours.detach())
+        return self._conn
+
+    def _stop(self, kill: bool) -> None:
+        """Close the pipes (the worker exits), kill it if asked, and reap it."""
+        conn, alive, process = self._conn, self._alive, self._process
+        self._conn = self._alive = self._process = None
+        if conn is not None:
+            conn.close()
+        if alive is not None:
+            os.close(alive)
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        try:
+            process.wait(_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        """Stop the worker after its current job (at process exit)."""
+        with self._lock:
+            self._stop(kill=False)
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's worker without touching it."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._alive is not None:
+            os.close(self._alive)
+        self._conn = self._alive = self._process = None
+        self._lock = threading.Lock()
+
+
+def _importable_path() -> Sequence[str]:
+    return [entry or os.getcwd() for entry in sys.path]
+
+
+#: The worker of this process, shared by every engine in it.
+shared = TableWorker()
+atexit.register(shared.stop)
+os.register_at_fork(after_in_child=shared.forget)
