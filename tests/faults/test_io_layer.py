@@ -78,7 +78,9 @@ def test_the_check_itself_finds_file_io(tmp_path: Path) -> None:
 def test_the_fault_fs_sees_every_step_of_a_flush(tmp_path: Path) -> None:
     directory = str(tmp_path / "db")
     fs = FaultFS(directory)
-    engine = LSMEngine(directory, Options(memtable_entries=4, fsync="always", background_process=False), fs=fs)
+    engine = LSMEngine(
+        directory, Options(memtable_entries=4, fsync="always", background_process=False), fs=fs
+    )
     db = shaledb.DB.over(engine)
     start = fs.mark()
     for i in range(3):

@@ -10,7 +10,14 @@ import pytest
 
 from shaledb.engine.memory import MemoryEngine
 from shaledb.errors import AlreadyExistsError, InvalidArgumentError, InvalidTypeError, NotFoundError
-from shaledb.keyspace import Catalog, DroppedTables, check_name, prefix_end, table_id_of, table_prefix
+from shaledb.keyspace import (
+    Catalog,
+    DroppedTables,
+    check_name,
+    prefix_end,
+    table_id_of,
+    table_prefix,
+)
 
 IDS = [0, 1, 2, 0x7F, 0xEF, 0xF0, 0xF1, 0xFF, 0x100, 0xFFFF, 2**31, 2**32 - 1]
 
@@ -95,7 +102,6 @@ def test_catalog_changes_are_saved_and_ids_never_reused() -> None:
     assert dropped is not None
     assert dropped(table_prefix(a) + b"k")
     assert not dropped(table_prefix(again) + b"k")
-
 
 
 def test_catalog_errors() -> None:
