@@ -202,7 +202,7 @@ class LSMEngine:
                 tables.settings,
                 self._versions.new_file_number(),
                 tables.flush_seqs(imm),
-                imm.columns(),
+                table_worker.PackedColumns.of(imm.columns()),
             )
             built = self._in_worker(job, "flush")
             if built is not None:

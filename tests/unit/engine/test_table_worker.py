@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -34,9 +35,8 @@ def _columns(lo: int, hi: int, tag: bytes) -> tuple[list[bytes], bytes, list[byt
 
 
 def _flush(directory: Path, number: int, lo: int, hi: int, tag: bytes) -> FlushJob:
-    return FlushJob(
-        FileSystem(), str(directory), SETTINGS, number, (lo + 1, hi), _columns(lo, hi, tag)
-    )
+    columns = table_worker.PackedColumns.of(_columns(lo, hi, tag))
+    return FlushJob(FileSystem(), str(directory), SETTINGS, number, (lo + 1, hi), columns)
 
 
 def _read(directory: Path, table: TableFile) -> list[tuple[bytes, int, bytes]]:
@@ -80,7 +80,14 @@ def test_a_compaction_job_merges_newest_first_and_drops_what_it_may(
     keys, _, values = _columns(200, 600, b"new")
     flags = bytes(TOMBSTONE if i % 10 == 0 else 0 for i in range(len(keys)))
     new = worker.run(
-        FlushJob(FileSystem(), str(tmp_path), SETTINGS, 2, (401, 800), (keys, flags, values)),
+        FlushJob(
+            FileSystem(),
+            str(tmp_path),
+            SETTINGS,
+            2,
+            (401, 800),
+            table_worker.PackedColumns.of((keys, flags, values)),
+        ),
         lambda: False,
     )[0]
     job = CompactionJob(
@@ -204,7 +211,7 @@ from shaledb.engine.fs import FileSystem
 from shaledb.engine.table_writer import TableSettings
 job = table_worker.FlushJob(
     FileSystem(), sys.argv[1], TableSettings(256, 10, "none", 4096), 1, (1, 1),
-    ([b"k"], bytes(1), [b"v"]),
+    table_worker.PackedColumns.of(([b"k"], bytes(1), [b"v"])),
 )
 table_worker.shared.run(job, lambda: False)
 print(table_worker.shared.pid, flush=True)
@@ -230,3 +237,12 @@ def test_the_worker_exits_when_the_engine_process_dies(tmp_path: Path) -> None:
         time.sleep(0.02)
     # Its parent gone, the orphan is reaped by init once it exits.
     assert not _alive(pid), "the worker outlived the process that started it"
+
+
+@pytest.mark.parametrize("sizes", [[], [1], [0, 3, 1, 70_000, 0, 2]])
+def test_packed_columns_unpack_to_the_same_columns(sizes: list[int]) -> None:
+    keys = [bytes([i % 251]) * max(n, 1) for i, n in enumerate(sizes)]
+    values = [b"v" * n for n in sizes]  # empty values (tombstones) included
+    flags = bytes(i % 3 for i in range(len(sizes)))
+    packed = table_worker.PackedColumns.of((keys, flags, values))
+    assert pickle.loads(pickle.dumps(packed)).unpack() == (keys, flags, values)
