@@ -38,10 +38,12 @@ holds). The engine reaps it, so no zombie remains.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import itertools
 import json
 import os
 import pickle
+import queue
 import signal
 import socket
 import subprocess
@@ -49,6 +51,7 @@ import sys
 import threading
 from array import array
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import accumulate
 from multiprocessing.connection import Connection
@@ -203,8 +206,9 @@ def run_job(job: Job) -> list[TableFile]:
 # -- the worker process ----------------------------------------------------------------
 
 
-def serve(job_fd: int, alive_fd: int) -> None:
+def serve(job_fd: int, alive_fd: int, engine_pid: int) -> None:
     """The worker's main loop: run jobs from ``job_fd`` until it closes."""
+    _die_with(engine_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when to stop
     threading.Thread(target=_exit_with_parent, args=(alive_fd,), daemon=True).start()
     conn = Connection(job_fd)
@@ -230,6 +234,23 @@ def serve(job_fd: int, alive_fd: int) -> None:
             return
 
 
+#: prctl(2) option: the signal this process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(engine_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its starter ends (on Linux), so that
+    after the engine process died no line of a job runs here, not even one that
+    would create a table file after the next open looked at the directory."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # no prctl: the alive pipe alone ends this process
+    if os.getppid() != engine_pid:
+        os._exit(0)  # the engine died before the request took effect
+
+
 def _exit_with_parent(alive_fd: int) -> None:
     """Block until the engine's end of the alive pipe closes, then exit at once: the
     engine process died (or stopped this worker), so no one waits for the job."""
@@ -238,16 +259,53 @@ def _exit_with_parent(alive_fd: int) -> None:
     os._exit(0)
 
 
-#: The worker's command: its arguments are the two descriptors and the engine's sys.path
-#: (so that it imports shaledb and the classes of a job from where the engine does).
+#: The worker's command: its arguments are the two descriptors, the engine's pid and its
+#: sys.path (so that it imports shaledb and a job's classes from where the engine does).
 _COMMAND = (
-    "import json, sys; sys.path[:0] = json.loads(sys.argv[3]); "
-    "from shaledb.engine.table_worker import serve; serve(int(sys.argv[1]), int(sys.argv[2]))"
+    "import json, sys; sys.path[:0] = json.loads(sys.argv[4]); "
+    "from shaledb.engine.table_worker import serve; "
+    "serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))"
 )
 #: Seconds between checks of ``cancelled`` while a job runs.
 _POLL = 0.05
 #: Seconds a worker gets to exit after its pipe closed, before it is killed.
 _EXIT_WAIT = 5.0
+
+
+_Launch = tuple[list[str], tuple[int, ...], "Future[subprocess.Popen[bytes]]"]
+
+
+class _Launcher:
+    """Starts worker processes from one thread that lasts as long as the process.
+
+    The kernel kills a worker when the thread that started it ends (the worker asks
+    for that, see :func:`_die_with`); an engine's background thread ends when the
+    engine closes, while the worker serves on, so that thread must not start it.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[_Launch] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, args: list[str], fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="shaledb-worker-launcher", daemon=True
+                )
+                self._thread.start()
+        launched: Future[subprocess.Popen[bytes]] = Future()
+        self._requests.put((args, fds, launched))
+        return launched.result()
+
+    def _serve(self) -> None:
+        while True:
+            args, fds, launched = self._requests.get()
+            try:
+                launched.set_result(subprocess.Popen(args, stdin=subprocess.DEVNULL, pass_fds=fds))
+            except BaseException as exc:
+                launched.set_exception(exc)
 
 
 class TableWorker:
@@ -258,6 +316,7 @@ class TableWorker:
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._alive: int | None = None
+        self._launcher = _Launcher()
         #: Jobs answered by a worker, and workers lost (died or killed) mid-job.
         self.jobs = 0
         self.losses = 0
@@ -305,17 +364,17 @@ class TableWorker:
         ours, theirs = socket.socketpair()
         alive_read, alive_write = os.pipe()
         try:
-            self._process = subprocess.Popen(
+            self._process = self._launcher.start(
                 [
                     sys.executable,
                     "-c",
                     _COMMAND,
                     str(theirs.fileno()),
                     str(alive_read),
+                    str(os.getpid()),
                     json.dumps(_importable_path()),
                 ],
-                stdin=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(), alive_read),
+                (theirs.fileno(), alive_read),
             )
         except OSError as exc:
             ours.close()
@@ -359,6 +418,7 @@ class TableWorker:
             os.close(self._alive)
         self._conn = self._alive = self._process = None
         self._lock = threading.Lock()
+        self._launcher = _Launcher()
 
 
 def _importable_path() -> Sequence[str]:

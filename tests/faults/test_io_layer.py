@@ -26,7 +26,7 @@ ALLOWED_OS = {"path", "fspath", "getpid", "sep", "PathLike", "cpu_count"}
 #: The table worker's process plumbing (its pipes, forks, exit); its table files go
 #: through the FileSystem a job carries.
 WORKER = ENGINE / "table_worker.py"
-WORKER_OS = {"pipe", "read", "close", "_exit", "getcwd", "register_at_fork"}
+WORKER_OS = {"pipe", "read", "close", "_exit", "getcwd", "getppid", "register_at_fork"}
 FORBIDDEN_MODULES = {"shutil", "io", "tempfile", "pathlib", "mmap", "fcntl", "posix"}
 
 

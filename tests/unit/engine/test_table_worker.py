@@ -8,6 +8,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,3 +247,21 @@ def test_packed_columns_unpack_to_the_same_columns(sizes: list[int]) -> None:
     flags = bytes(i % 3 for i in range(len(sizes)))
     packed = table_worker.PackedColumns.of((keys, flags, values))
     assert pickle.loads(pickle.dumps(packed)).unpack() == (keys, flags, values)
+
+
+def test_the_worker_outlives_the_thread_that_gave_it_its_first_job(
+    tmp_path: Path, worker: TableWorker
+) -> None:
+    # The kernel kills a worker when the thread that started it ends; an engine's
+    # background thread ends at close, so workers are started from a thread of their own.
+    first = threading.Thread(
+        target=worker.run, args=(_flush(tmp_path, 1, 0, 10, b"v"), lambda: False)
+    )
+    first.start()
+    first.join()
+    pid = worker.pid
+    assert pid is not None
+    time.sleep(0.2)
+    assert _alive(pid)
+    worker.run(_flush(tmp_path, 2, 0, 10, b"v"), lambda: False)
+    assert worker.pid == pid and worker.losses == 0
