@@ -32,16 +32,18 @@ class GatedFS(FileSystem):
     written, none reported) while the file ``gate`` exists, after a note "held".
 
     Only processes other than ``engine_pid`` are held, so a job that falls back to the
-    engine goes through.
+    engine goes through; with ``only_pid`` set, only that process.
     """
 
     def __init__(self, engine_pid: int, notes: str) -> None:
         self.engine_pid = engine_pid
         self.notes = notes
         self.gate = ""
+        self.only_pid: int | None = None
 
     def sync_dir(self, directory: str) -> None:
-        if self.gate and os.getpid() != self.engine_pid:
+        pid = os.getpid()
+        if self.gate and pid != self.engine_pid and self.only_pid in (None, pid):
             note(self.notes, "held")
             deadline = time.monotonic() + HOLD_LIMIT
             while os.path.exists(self.gate) and time.monotonic() < deadline:

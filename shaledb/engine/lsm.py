@@ -6,7 +6,7 @@ This module is the facade and the lifecycle; each path lives in its own module
 - write: :mod:`~shaledb.engine.write_path` (WAL, memtable, rotation, stalls);
 - read: :mod:`~shaledb.engine.read_path`, lock-free over one published
   :class:`~shaledb.engine.state.EngineState`;
-- flush and compaction run on one background thread here:
+- flush and compaction run on background threads here (one, or one for each):
   :mod:`~shaledb.engine.flush`, :mod:`~shaledb.engine.compaction`; their tables are
   built in the worker process of :mod:`~shaledb.engine.table_worker` (option
   ``background_process``) or on the thread itself; each ends with an edit that the
@@ -76,17 +76,28 @@ class LSMEngine:
         self._now_ms = self.now_ms  # bound once: every get passes it
         self._versions.sync_log = self._writes.sync_log
         self._versions.on_failure = self._writes.stop
-        thread = threading.Thread(
-            target=_background,
-            args=(weakref.ref(self), self._writes),
-            name="shaledb-background",
-            daemon=True,
+        # With a worker process, compactions get a thread (and a worker) of their own, so
+        # that a long compaction never holds up the flushes writers wait for.
+        lanes = (
+            (_FLUSHES, _COMPACTIONS)
+            if self.options.background_process and self.options.background_compaction
+            else (_EVERY_JOB,)
         )
-        self._parts = _Parts(directory, self._writes, self._versions, self._dir_lock, thread)
+        threads = tuple(
+            threading.Thread(
+                target=_background,
+                args=(weakref.ref(self), self._writes, lane),
+                name=_THREAD_NAMES[lane],
+                daemon=True,
+            )
+            for lane in lanes
+        )
+        self._parts = _Parts(directory, self._writes, self._versions, self._dir_lock, threads)
         # A handle dropped without close() still releases its directory, with a
         # ResourceWarning, as an unclosed file does.
         self._finalizer = weakref.finalize(self, _shut_down, self._parts, True)
-        thread.start()
+        for thread in threads:
+            thread.start()
 
     @property
     def closed(self) -> bool:
@@ -147,12 +158,13 @@ class LSMEngine:
                 except table_worker.JobCancelled:
                     raise ClosedError("the database was closed during the compaction") from None
 
-    def _next_job(self) -> MemTable | compactions.Compaction | None:
-        """The oldest immutable memtable, else a compaction that is due, else None."""
+    def _next_job(self, lane: str) -> MemTable | compactions.Compaction | None:
+        """For ``lane``: the oldest immutable memtable, else a compaction that is due,
+        else None (the flush lane takes only the first, the compaction lane the second)."""
         imms = self._writes.state.imms
-        if imms:
+        if imms and lane != _COMPACTIONS:
             return imms[-1]
-        if self.options.background_compaction:
+        if self.options.background_compaction and lane != _FLUSHES:
             return compactions.pick(self._versions.current, self.options)
         return None
 
@@ -242,7 +254,7 @@ class LSMEngine:
             ShaleDBError: what the job raised in the worker, as it would here.
         """
         try:
-            built = table_worker.shared.run(job, self._closing)
+            built = table_worker.serving(job).run(job, self._closing)
         except table_worker.NotSendable:
             return None
         except (table_worker.WorkerLost, table_worker.JobCancelled):
@@ -328,7 +340,7 @@ class _Parts(NamedTuple):
     writes: WritePath
     versions: VersionSet
     dir_lock: DirectoryLock
-    thread: threading.Thread
+    threads: tuple[threading.Thread, ...]
 
 
 def _shut_down(parts: _Parts, warn: bool) -> None:
@@ -344,8 +356,9 @@ def _shut_down(parts: _Parts, warn: bool) -> None:
             return
         writes.closing = True
         writes.cond.notify_all()
-    if threading.current_thread() is not parts.thread:
-        parts.thread.join()
+    for thread in parts.threads:
+        if threading.current_thread() is not thread:
+            thread.join()
     try:
         with writes.lock:
             writes.close_writes()
@@ -358,22 +371,30 @@ def _shut_down(parts: _Parts, warn: bool) -> None:
 
 #: Seconds the background thread sleeps when idle before it checks the LOCK file.
 _IDLE_WAKE = 1.0
+#: The lanes of background work: one thread for every job, or one for flushes (and the
+#: LOCK check) and one for compactions.
+_EVERY_JOB, _FLUSHES, _COMPACTIONS = "every job", "flushes", "compactions"
+_THREAD_NAMES = {
+    _EVERY_JOB: "shaledb-background",
+    _FLUSHES: "shaledb-background",
+    _COMPACTIONS: "shaledb-compaction",
+}
 
 
-def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath) -> None:
-    """Flush and compact while the engine lives. Holds the engine only while working."""
+def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath, lane: str) -> None:
+    """Run ``lane``'s jobs while the engine lives. Holds the engine only while working."""
     while True:
         with writes.cond:
             engine = engine_ref()
             if writes.closing or engine is None:
                 return
-            job = engine._next_job()
+            job = engine._next_job(lane)
             if job is None:
                 engine = None
                 writes.cond.wait(_IDLE_WAKE)
         if job is None:
             engine = engine_ref()
-            if engine is not None:
+            if engine is not None and lane != _COMPACTIONS:
                 engine._check_lock()  # outside the lock: stopping takes it
             engine = None
             continue

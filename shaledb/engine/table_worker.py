@@ -28,11 +28,13 @@ socket pair): the engine sends one pickled job at a time; the worker answers eac
 carries the engine's ``sys.path``, so that it imports shaledb, and the classes a job
 refers to, from where the engine does.
 
-One worker serves every engine of a process (:data:`shared`); it starts on the first
-job, as a fresh interpreter (``subprocess``, so no fork of a threaded process), and
-jobs run in it one at a time. It exits when the job pipe closes, and at once when the
-engine process dies (it watches a second pipe, whose other end only the engine
-holds). The engine reaps it, so no zombie remains.
+Two workers serve every engine of a process, one for flushes (:data:`for_flushes`) and
+one for compactions (:data:`for_compactions`), so a flush never waits behind a long
+compaction. Each starts on its first job, as a fresh interpreter (``subprocess``, so no
+fork of a threaded process), and runs one job at a time. A worker exits when its job
+pipe closes, and at once when the engine process dies (the kernel kills it, and it
+watches a second pipe whose other end only the engine holds). The engine reaps it, so
+no zombie remains.
 """
 
 from __future__ import annotations
@@ -425,7 +427,17 @@ def _importable_path() -> Sequence[str]:
     return [entry or os.getcwd() for entry in sys.path]
 
 
-#: The worker of this process, shared by every engine in it.
-shared = TableWorker()
-atexit.register(shared.stop)
-os.register_at_fork(after_in_child=shared.forget)
+#: The workers of this process, shared by every engine in it: one for flushes, one for
+#: compactions, so that a flush never waits behind a long compaction.
+for_flushes = TableWorker()
+for_compactions = TableWorker()
+
+
+def serving(job: Job) -> TableWorker:
+    """The worker that runs ``job``."""
+    return for_flushes if isinstance(job, FlushJob) else for_compactions
+
+
+for _worker in (for_flushes, for_compactions):
+    atexit.register(_worker.stop)
+    os.register_at_fork(after_in_child=_worker.forget)

@@ -1,7 +1,8 @@
 """The engine with its table worker: a worker killed mid-job, close() during a job, the
 engine process killed under a busy worker, I/O errors in the worker, and many opens.
 
-The worker is the process-wide ``table_worker.shared``; a job is held in it (by
+The workers are the process-wide ``table_worker.for_flushes`` and ``for_compactions``;
+a job is held in one (by
 ``GatedFS``, just before its directory fsync, so its output tables are on disk but not
 reported) to be killed at a known point.
 """
@@ -141,7 +142,8 @@ def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_table_behind(
         held.close_gate()
         thread, errors = run_in_thread(db.flush if job == "flush" else db.compact)
         pid = held.worker_pid()
-        assert pid == table_worker.shared.pid != os.getpid()
+        worker = table_worker.for_flushes if job == "flush" else table_worker.for_compactions
+        assert pid == worker.pid != os.getpid()
         held_outputs = table_files(directory) - live_tables(db)
         assert held_outputs, "the held job wrote its output tables"
         os.kill(pid, signal.SIGKILL)
@@ -162,7 +164,34 @@ def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_table_behind(
         acked.update(fill(db, 50, "later"))
         db.flush()  # the next job starts a new worker
         assert db.stats()["worker_jobs"] == after["worker_jobs"] + 1
-        assert table_worker.shared.pid not in (None, pid)
+        assert table_worker.for_flushes.pid not in (None, pid)
+    assert_reopens_clean(directory, acked)
+
+
+def test_flushes_go_on_while_a_compaction_is_held_in_its_worker(tmp_path: Path, held: Held) -> None:
+    directory = tmp_path / "db"
+    settings = dict(background_compaction=True, l0_compaction_trigger=2)
+    with open_db(directory, held.fs, **settings) as db:
+        acked: dict[str, str] = {}
+        for round in range(2):  # two level-0 tables: a compaction starts the worker
+            acked.update(fill(db, 200, f"r{round}-"))
+            db.flush()
+        wait_until(lambda: db.stats()["compactions"] == 1, "the first compaction")
+        held.fs.only_pid = table_worker.for_compactions.pid
+        held.close_gate()
+        for round in range(2, 4):  # two more: the next compaction is held
+            acked.update(fill(db, 200, f"r{round}-"))
+            db.flush()
+        assert held.worker_pid() == table_worker.for_compactions.pid
+        flushes = db.stats()["flushes"]
+        acked.update(fill(db, 200, "during"))
+        db.flush()  # does not wait for the held compaction
+        stats = db.stats()
+        assert (stats["flushes"], stats["compactions"]) == (flushes + 1, 1)
+        assert dict(db.scan()) == acked
+        held.open_gate()
+        wait_until(lambda: db.stats()["compactions"] >= 2, "the held compaction")
+        assert dict(db.scan()) == acked
     assert_reopens_clean(directory, acked)
 
 
@@ -257,7 +286,8 @@ def test_an_io_error_while_building_tables_surfaces_the_same_in_both_modes(
         assert action in message and os.strerror(code) in message and ".sst" in message, message
         [where] = noted_pids(str(notes), "failed")
         if background_process:
-            assert where == table_worker.shared.pid != os.getpid()
+            worker = table_worker.for_flushes if job == "flush" else table_worker.for_compactions
+            assert where == worker.pid != os.getpid()
         else:
             assert where == os.getpid()
         fs.armed = False
@@ -290,7 +320,7 @@ def test_many_opens_and_closes_share_one_worker(tmp_path: Path) -> None:
     with open_db(directory) as db:
         db.put("first", "x")
         db.flush()
-    worker = table_worker.shared.pid
+    worker = table_worker.for_flushes.pid
     assert worker is not None
     before = children()
     assert worker in before
@@ -299,5 +329,5 @@ def test_many_opens_and_closes_share_one_worker(tmp_path: Path) -> None:
             db.put(f"k{i}", "v")
             db.flush()
             assert db.stats()["worker_jobs"] == 1
-    assert table_worker.shared.pid == worker
+    assert table_worker.for_flushes.pid == worker
     assert children() == before, "no process was left behind by an open or a close"

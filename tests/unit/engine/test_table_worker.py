@@ -214,8 +214,8 @@ job = table_worker.FlushJob(
     FileSystem(), sys.argv[1], TableSettings(256, 10, "none", 4096), 1, (1, 1),
     table_worker.PackedColumns.of(([b"k"], bytes(1), [b"v"])),
 )
-table_worker.shared.run(job, lambda: False)
-print(table_worker.shared.pid, flush=True)
+table_worker.for_flushes.run(job, lambda: False)
+print(table_worker.for_flushes.pid, flush=True)
 time.sleep(60)
 """
 
