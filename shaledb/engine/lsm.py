@@ -247,7 +247,8 @@ class LSMEngine:
 
     def _in_worker(self, job: table_worker.Job, purpose: str) -> list[FileMeta] | None:
         """Run ``job`` in the table worker and open its outputs; None when the job must
-        run here instead (it does not pickle, or the worker died: its outputs removed).
+        run here instead (it does not pickle, no worker can be had, or the worker died:
+        its outputs removed).
 
         Raises:
             JobCancelled: the engine began to close (the job's outputs removed).
@@ -255,7 +256,7 @@ class LSMEngine:
         """
         try:
             built = table_worker.serving(job).run(job, self._closing)
-        except table_worker.NotSendable:
+        except (table_worker.NotSendable, table_worker.WorkerUnavailable):
             return None
         except (table_worker.WorkerLost, table_worker.JobCancelled):
             for number in job.numbers:

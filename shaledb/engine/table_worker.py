@@ -144,6 +144,11 @@ class JobCancelled(Exception):
     """The engine began to close while a job ran; the worker was stopped. Internal."""
 
 
+class WorkerUnavailable(Exception):
+    """The worker cannot be started, or died in :data:`MAX_LOSSES` jobs in a row; the
+    engine builds the tables itself from then on. Internal."""
+
+
 class NotSendable(Exception):
     """The job cannot be pickled (a file system or drop filter that only lives in this
     process); the engine builds the tables itself. Internal."""
@@ -268,6 +273,8 @@ _COMMAND = (
     "from shaledb.engine.table_worker import serve; "
     "serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))"
 )
+#: Workers lost in a row (no job answered between) after which none is started again.
+MAX_LOSSES = 3
 #: Seconds between checks of ``cancelled`` while a job runs.
 _POLL = 0.05
 #: Seconds a worker gets to exit after its pipe closed, before it is killed.
@@ -322,6 +329,9 @@ class TableWorker:
         #: Jobs answered by a worker, and workers lost (died or killed) mid-job.
         self.jobs = 0
         self.losses = 0
+        self._lost_in_a_row = 0
+        #: Why no worker is used any more in this process (None: one is).
+        self.unavailable: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -334,6 +344,7 @@ class TableWorker:
 
         Raises:
             NotSendable: the job does not pickle; nothing was sent.
+            WorkerUnavailable: no worker can be had (see the class); nothing was sent.
             WorkerLost: the worker died before answering (it is reaped; the next job
                 starts a new one). Outputs it may have left are the caller's to remove.
             JobCancelled: ``cancelled()`` became true; the worker was killed.
@@ -344,6 +355,8 @@ class TableWorker:
         except Exception as exc:
             raise NotSendable(repr(exc)) from exc
         with self._lock:
+            if self.unavailable is not None:
+                raise WorkerUnavailable(self.unavailable)
             conn = self._conn or self._start()
             try:
                 conn.send_bytes(payload)
@@ -354,9 +367,13 @@ class TableWorker:
                 ok, value = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError) as exc:
                 self.losses += 1
+                self._lost_in_a_row += 1
+                if self._lost_in_a_row >= MAX_LOSSES:
+                    self.unavailable = f"the table worker died in {MAX_LOSSES} jobs in a row"
                 self._stop(kill=True)
                 raise WorkerLost(f"the table worker stopped during a job: {exc!r}") from exc
             self.jobs += 1
+            self._lost_in_a_row = 0
         if ok:
             outputs: list[TableFile] = value
             return outputs
@@ -381,7 +398,8 @@ class TableWorker:
         except OSError as exc:
             ours.close()
             os.close(alive_write)
-            raise StorageError(f"could not start the table worker: {exc}") from exc
+            self.unavailable = f"could not start the table worker: {exc}"
+            raise WorkerUnavailable(self.unavailable) from exc
         finally:
             theirs.close()
             os.close(alive_read)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from worker_fs import GatedFS, noted_pids
 
 from shaledb.engine import table_worker
 from shaledb.engine.block_cache import BlockCache
@@ -265,3 +266,59 @@ def test_the_worker_outlives_the_thread_that_gave_it_its_first_job(
     assert _alive(pid)
     worker.run(_flush(tmp_path, 2, 0, 10, b"v"), lambda: False)
     assert worker.pid == pid and worker.losses == 0
+
+
+def test_a_worker_that_keeps_dying_is_given_up_and_jobs_run_in_the_engine(
+    tmp_path: Path, worker: TableWorker
+) -> None:
+    notes, gate = tmp_path / "notes", tmp_path / "gate"
+    notes.mkdir()
+    fs = GatedFS(os.getpid(), str(notes))
+
+    def lose_one(number: int) -> None:
+        """Run a job held in a new worker, and kill that worker."""
+        fs.gate = str(gate)
+        gate.touch()
+        seen = set(noted_pids(str(notes), "held"))
+        job = dataclasses.replace(_flush(tmp_path, number, 0, 10, b"v"), fs=fs)
+        lost: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                worker.run(job, lambda: False)
+            except table_worker.WorkerLost as exc:
+                lost.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not set(noted_pids(str(notes), "held")) - seen:
+            assert time.monotonic() < deadline, "the job was not held"
+            time.sleep(0.01)
+        [pid] = set(noted_pids(str(notes), "held")) - seen
+        os.kill(pid, signal.SIGKILL)
+        thread.join(30)
+        assert len(lost) == 1
+
+    for number in range(1, table_worker.MAX_LOSSES):
+        lose_one(number)
+    assert worker.unavailable is None
+    gate.unlink()
+    worker.run(_flush(tmp_path, 10, 0, 10, b"v"), lambda: False)  # answered: the count restarts
+    for number in range(11, 11 + table_worker.MAX_LOSSES - 1):
+        lose_one(number)
+    assert worker.unavailable is None
+    lose_one(20)
+    assert worker.unavailable is not None and worker.losses == 2 * table_worker.MAX_LOSSES - 1
+    with pytest.raises(table_worker.WorkerUnavailable):
+        worker.run(_flush(tmp_path, 21, 0, 10, b"v"), lambda: False)
+    assert worker.pid is None, "no worker was started again"
+
+
+def test_a_worker_that_cannot_start_is_unavailable(
+    tmp_path: Path, worker: TableWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with pytest.raises(table_worker.WorkerUnavailable, match="could not start the table worker"):
+        worker.run(_flush(tmp_path, 1, 0, 10, b"v"), lambda: False)
+    assert worker.pid is None and not (tmp_path / "000001.sst").exists()
