@@ -195,12 +195,19 @@ def test_flushes_go_on_while_a_compaction_is_held_in_its_worker(tmp_path: Path, 
     assert_reopens_clean(directory, acked)
 
 
-def test_close_during_a_job_stops_the_worker_and_loses_nothing(tmp_path: Path, held: Held) -> None:
+@pytest.mark.parametrize("job", ["flush", "compact"])
+def test_close_during_a_job_stops_the_worker_and_loses_nothing(
+    tmp_path: Path, held: Held, job: str
+) -> None:
     directory = tmp_path / "db"
     db = open_db(directory, held.fs)
     acked = fill(db, 400, "v")
+    if job == "compact":
+        db.flush()
+        acked.update(fill(db, 100, "w"))
+        db.flush()
     held.close_gate()
-    thread, errors = run_in_thread(db.flush)
+    thread, errors = run_in_thread(db.flush if job == "flush" else db.compact)
     pid = held.worker_pid()
     started = time.monotonic()
     db.close()
