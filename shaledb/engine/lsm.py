@@ -389,6 +389,8 @@ def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath, lane: str
             engine = engine_ref()
             if writes.closing or engine is None:
                 return
+            if lane == _COMPACTIONS and writes.error is not None:
+                return  # writes stopped: as with one thread, no more background work
             job = engine._next_job(lane)
             if job is None:
                 engine = None

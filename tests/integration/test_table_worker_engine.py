@@ -307,6 +307,25 @@ def test_an_io_error_while_building_tables_surfaces_the_same_in_both_modes(
     assert_reopens_clean(directory, acked)
 
 
+def test_a_failed_flush_ends_the_compaction_thread_too(tmp_path: Path) -> None:
+    directory, notes = tmp_path / "db", tmp_path / "notes"
+    notes.mkdir()
+    fs = FailingTableFS("sync", errno.EIO, str(notes))
+    with open_db(directory, fs, background_compaction=True) as db:
+        acked = fill(db, 300, "v")
+        lanes = {t.name for t in threading.enumerate() if t.name.startswith("shaledb-")}
+        assert {"shaledb-background", "shaledb-compaction"} <= lanes
+        fs.armed = True
+        with pytest.raises(StorageError):
+            db.flush()
+        wait_until(
+            lambda: not any(t.name == "shaledb-compaction" for t in threading.enumerate()),
+            "the compaction thread to end",
+        )
+        assert dict(db.scan()) == acked
+    assert_reopens_clean(directory, acked)
+
+
 def children() -> set[int]:
     """The process ids whose parent is this process."""
     me = str(os.getpid())
