@@ -8,10 +8,10 @@ The engine keeps everything that decides what is live: the version, the manifest
 the file numbers. A job carries what building needs and nothing more:
 
 - :class:`FlushJob`: the immutable memtable's sorted entries as
-  :class:`PackedColumns` (four flat buffers and the flags: pickled at the speed of a
-  copy, where a list of a quarter million ``bytes`` objects pickles several times
-  slower, all of it holding the engine's interpreter), the file number the engine
-  reserved, the sequence range for the footer;
+  :class:`PackedColumns` (marshalled into one ``bytes``: a list of a quarter million
+  ``bytes`` objects pickles several times slower, all of it holding the engine's
+  interpreter), the file number the engine reserved, the sequence range for the
+  footer;
 - :class:`CompactionJob`: the input tables' records by level (the worker opens the
   files by number), the output level, whether tombstones may be dropped, the output
   file numbers the engine reserved, the time for expiry and the drop filter.
@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import itertools
 import json
+import marshal
 import os
 import pickle
 import queue
@@ -51,11 +51,9 @@ import socket
 import subprocess
 import sys
 import threading
-from array import array
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from itertools import accumulate
 from multiprocessing.connection import Connection
 
 from shaledb.engine import filenames
@@ -73,31 +71,23 @@ from shaledb.errors import StorageError
 
 @dataclass(frozen=True)
 class PackedColumns:
-    """Sorted columns as flat buffers: every key joined, every value joined, and where
-    each one ends."""
+    """Sorted columns in one ``bytes``, in :mod:`marshal`'s format.
 
-    keys: bytes
-    key_ends: array[int]
-    flags: bytes
-    values: bytes
-    value_ends: array[int]
+    marshal writes a list of ``bytes`` in one C loop, several times faster than pickle
+    and than joining the entries into flat buffers with their offsets (the job then
+    carries the one ``bytes`` as a copy). Its format may change between Python
+    versions, but the worker runs the engine's own interpreter (``sys.executable``).
+    """
+
+    data: bytes
 
     @classmethod
     def of(cls, columns: Columns) -> PackedColumns:
-        keys, flags, values = columns
-        return cls(b"".join(keys), _ends(keys), flags, b"".join(values), _ends(values))
+        return cls(marshal.dumps(columns))
 
     def unpack(self) -> Columns:
-        return _split(self.keys, self.key_ends), self.flags, _split(self.values, self.value_ends)
-
-
-def _ends(items: list[bytes]) -> array[int]:
-    return array("Q", accumulate(map(len, items)))
-
-
-def _split(joined: bytes, ends: array[int]) -> list[bytes]:
-    starts = itertools.chain((0,), ends)
-    return list(map(joined.__getitem__, map(slice, starts, ends)))
+        keys, flags, values = marshal.loads(self.data)
+        return keys, flags, values
 
 
 @dataclass(frozen=True)
