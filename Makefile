@@ -16,7 +16,7 @@ LINT_STAMP  := $(VENV)/.installed-lint
 BENCH_STAMP := $(VENV)/.bench-installed
 WHEEL_DIR   := build/wheel-test
 
-.PHONY: run test test-programs lint wheel-test bench bench-quick bench-scale bench-network bench-redis soak clean
+.PHONY: run test test-programs lint wheel-test bench bench-quick bench-scale bench-network bench-redis bench-background soak clean
 
 # Debian packages the RESP tests and bench-redis run (redis-cli, redis-server,
 # redis-benchmark, nutcracker): installed with apt-get only when a program is missing,
@@ -73,6 +73,11 @@ bench-quick: $(BENCH_STAMP)
 # ShaleDB alone at 10,000,000 keys (load rate, peak RSS, disk bytes, reads).
 bench-scale: $(BENCH_STAMP)
 	$(PY) -m bench.scale
+
+# 1M random puts, gets and a scan with tables built in the worker process and on the
+# background thread; the cost of shipping a flush to the worker.
+bench-background: $(STAMP)
+	$(PY) -m bench.background --puts 1000000 --shipping
 
 # The server over the JSON-lines protocol, 1 and 50 clients, with and without pipelining.
 bench-network: $(STAMP)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import struct
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,6 +75,17 @@ def check_name(name: object, what: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class DroppedTables:
+    """The engine's drop filter: whether a key belongs to a dropped table. A plain
+    value, so that it can be sent to the process that runs compactions."""
+
+    ids: frozenset[int]
+
+    def __call__(self, engine_key: bytes) -> bool:
+        return table_id_of(engine_key) in self.ids
+
+
 class Catalog:
     """The namespaces, their tables and the tables' ids. Thread-safe.
 
@@ -94,10 +106,7 @@ class Catalog:
             engine.save_catalog(saved)
         self._data: dict[str, Any] = saved
         self._dropped_ids = frozenset(saved["dropped"])
-        engine.set_drop_filter(self._is_dropped_key)
-
-    def _is_dropped_key(self, engine_key: bytes) -> bool:
-        return table_id_of(engine_key) in self._dropped_ids
+        engine.set_drop_filter(DroppedTables(self._dropped_ids))
 
     def is_dropped(self, table_id: int) -> bool:
         """Whether the table with ``table_id`` was dropped (ids are never reused)."""
@@ -139,6 +148,7 @@ class Catalog:
         self._engine.save_catalog(data)
         self._data = data
         self._dropped_ids = frozenset(data["dropped"])
+        self._engine.set_drop_filter(DroppedTables(self._dropped_ids))
 
     def _copy(self) -> dict[str, Any]:
         data = dict(self._data)

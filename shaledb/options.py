@@ -54,6 +54,10 @@ class Options:
             size (at least 1024 bytes).
         hashlog_merge_ratio: the hash-log engine merges in the background once this
             fraction of its data bytes is dead (a number in (0, 1]).
+        background_process: build the tables of flushes and compactions in a worker
+            process (one per Python process, started on the first job), so that they
+            do not compete with the callers for the interpreter; ``False`` builds
+            them on the background thread itself.
         clock: returns seconds since the epoch; tests inject their own.
     """
 
@@ -74,6 +78,7 @@ class Options:
     background_compaction: bool = True
     hashlog_segment_bytes: int = 64 * 1024 * 1024
     hashlog_merge_ratio: float = 0.5
+    background_process: bool = True
     clock: Callable[[], float] = field(default=wall_clock)
 
     def __post_init__(self) -> None:
@@ -99,6 +104,8 @@ class Options:
             )
         _integer("hashlog_segment_bytes", self.hashlog_segment_bytes, 1024)
         _fraction("hashlog_merge_ratio", self.hashlog_merge_ratio)
+        for name in _BOOLEAN:
+            _boolean(name, getattr(self, name))
         if not callable(self.clock):
             raise InvalidTypeError(
                 "option clock must be a callable returning seconds since the epoch; got "
@@ -115,6 +122,7 @@ _POSITIVE = (
     "level_size_ratio",
     "max_bytes_for_level_base",
 )
+_BOOLEAN = ("background_compaction", "background_process")
 _L0_TRIGGERS = ("l0_compaction_trigger", "l0_slowdown_trigger", "l0_stop_trigger")
 
 
@@ -137,6 +145,11 @@ def _fraction(name: str, value: object) -> None:
         )
     if not 0 < value <= 1:
         raise InvalidArgumentError(f"option {name} must be a number in (0, 1]; got {value!r}")
+def _boolean(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidTypeError(
+            f"option {name} must be True or False; got {type(value).__name__} {value!r}"
+        )
 
 
 def _one_of(name: str, value: object, accepted: tuple[str, ...]) -> None:

@@ -9,10 +9,12 @@ only copy of its writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.memtable import MemTable
-from shaledb.engine.table_writer import TableWriter
+from shaledb.engine.version import FileMeta
 from shaledb.engine.version_edit import VersionEdit
 from shaledb.engine.version_set import VersionSet
 from shaledb.engine.write_path import WritePath
@@ -22,12 +24,13 @@ def flush_immutable(
     imm: MemTable,
     fs: FileSystem,
     directory: str,
-    tables: TableWriter,
+    write_table: Callable[[MemTable], FileMeta | None],
     versions: VersionSet,
     writes: WritePath,
 ) -> None:
-    """Write ``imm`` to a table, make it live, and delete its WAL."""
-    meta = tables.write_memtable(imm)
+    """Write ``imm`` to a table with ``write_table`` (which returns it durable and
+    open, or None for an empty memtable), make it live, and delete its WAL."""
+    meta = write_table(imm)
     edit = VersionEdit(
         added=[(0, meta)] if meta is not None else [],
         log_number=writes.log_number_after(imm),

@@ -6,10 +6,12 @@ This module is the facade and the lifecycle; each path lives in its own module
 - write: :mod:`~shaledb.engine.write_path` (WAL, memtable, rotation, stalls);
 - read: :mod:`~shaledb.engine.read_path`, lock-free over one published
   :class:`~shaledb.engine.state.EngineState`;
-- flush and compaction run on one background thread here:
-  :mod:`~shaledb.engine.flush`, :mod:`~shaledb.engine.compaction`; each ends with an
-  edit that the :class:`~shaledb.engine.version_set.VersionSet` makes durable before
-  the new version is installed and old files are deleted;
+- flush and compaction run on background threads here (one, or one for each):
+  :mod:`~shaledb.engine.flush`, :mod:`~shaledb.engine.compaction`; their tables are
+  built in the worker process of :mod:`~shaledb.engine.table_worker` (option
+  ``background_process``) or on the thread itself; each ends with an edit that the
+  :class:`~shaledb.engine.version_set.VersionSet` makes durable before the new
+  version is installed and old files are deleted;
 - recovery: :mod:`~shaledb.engine.recovery`.
 
 Implements :class:`shaledb.engine.base.Engine`; its durability rule holds.
@@ -25,7 +27,7 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
 from shaledb.engine import compaction as compactions
-from shaledb.engine import filenames, read_path, recovery
+from shaledb.engine import filenames, read_path, recovery, table_worker
 from shaledb.engine.base import RawEntry, RawFound, RawOp
 from shaledb.engine.block_cache import BlockCache
 from shaledb.engine.flush import flush_immutable
@@ -34,6 +36,7 @@ from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
 from shaledb.engine.table_cache import TableCache
 from shaledb.engine.table_writer import TableWriter
+from shaledb.engine.version import FileMeta
 from shaledb.engine.version_edit import VersionEdit
 from shaledb.engine.version_set import VersionSet
 from shaledb.engine.write_path import WritePath
@@ -53,13 +56,14 @@ class LSMEngine:
         self._fs.make_dirs(directory)
         self._dir_lock = self._fs.lock(filenames.path(directory, filenames.LOCK))
         self._compaction_lock = threading.Lock()
-        self._drop_filter: Callable[[bytes], bool] = lambda key: False
+        self._drop_filter: Callable[[bytes], bool] = _no_key_dropped
         self._cache = BlockCache(self.options.block_cache_bytes)
         self._table_cache = TableCache(self.options.max_open_tables)
         self._versions = VersionSet(self._fs, directory, self._cache, self._table_cache)
         self._tables = TableWriter(self._fs, directory, self.options, self._versions)
         self._compactions = 0
         self._compaction_bytes_read = 0
+        self._worker_jobs = 0
         try:
             wal, mem = recovery.recover(
                 self._fs, directory, self.options, self._versions, self._tables
@@ -72,17 +76,28 @@ class LSMEngine:
         self._now_ms = self.now_ms  # bound once: every get passes it
         self._versions.sync_log = self._writes.sync_log
         self._versions.on_failure = self._writes.stop
-        thread = threading.Thread(
-            target=_background,
-            args=(weakref.ref(self), self._writes),
-            name="shaledb-background",
-            daemon=True,
+        # With a worker process, compactions get a thread (and a worker) of their own, so
+        # that a long compaction never holds up the flushes writers wait for.
+        lanes = (
+            (_FLUSHES, _COMPACTIONS)
+            if self.options.background_process and self.options.background_compaction
+            else (_EVERY_JOB,)
         )
-        self._parts = _Parts(directory, self._writes, self._versions, self._dir_lock, thread)
+        threads = tuple(
+            threading.Thread(
+                target=_background,
+                args=(weakref.ref(self), self._writes, lane),
+                name=_THREAD_NAMES[lane],
+                daemon=True,
+            )
+            for lane in lanes
+        )
+        self._parts = _Parts(directory, self._writes, self._versions, self._dir_lock, threads)
         # A handle dropped without close() still releases its directory, with a
         # ResourceWarning, as an unclosed file does.
         self._finalizer = weakref.finalize(self, _shut_down, self._parts, True)
-        thread.start()
+        for thread in threads:
+            thread.start()
 
     @property
     def closed(self) -> bool:
@@ -138,21 +153,25 @@ class LSMEngine:
         with self._compaction_lock:
             chosen = compactions.for_range(self._versions.current, lo, hi)
             if chosen is not None:
-                self._run_compaction(chosen, allow_move=False)
+                try:
+                    self._run_compaction(chosen, allow_move=False)
+                except table_worker.JobCancelled:
+                    raise ClosedError("the database was closed during the compaction") from None
 
-    def _next_job(self) -> MemTable | compactions.Compaction | None:
-        """The oldest immutable memtable, else a compaction that is due, else None."""
+    def _next_job(self, lane: str) -> MemTable | compactions.Compaction | None:
+        """For ``lane``: the oldest immutable memtable, else a compaction that is due,
+        else None (the flush lane takes only the first, the compaction lane the second)."""
         imms = self._writes.state.imms
-        if imms:
+        if imms and lane != _COMPACTIONS:
             return imms[-1]
-        if self.options.background_compaction:
+        if self.options.background_compaction and lane != _FLUSHES:
             return compactions.pick(self._versions.current, self.options)
         return None
 
     def _run_job(self, job: MemTable | compactions.Compaction) -> None:
         if isinstance(job, MemTable):
             flush_immutable(
-                job, self._fs, self.directory, self._tables, self._versions, self._writes
+                job, self._fs, self.directory, self._flush_table, self._versions, self._writes
             )
             return
         with self._compaction_lock:
@@ -176,9 +195,7 @@ class LSMEngine:
         if move is not None:
             self._versions.log_and_apply(move, self._writes.install)
             return
-        edit = compactions.run(
-            chosen, self._tables, self.now_ms(), self._drop_filter, self.options.target_file_bytes
-        )
+        edit = compactions.replacement(chosen, self._compaction_outputs(chosen))
         self._versions.log_and_apply(edit, self._writes.install)
         self._compactions += 1
         self._compaction_bytes_read += chosen.input_bytes()
@@ -186,6 +203,72 @@ class LSMEngine:
             self._cache.forget_table(f.number)
             self._table_cache.forget(f.number)
             f.table.delete_when_unused(self._fs)
+
+    def _flush_table(self, imm: MemTable) -> FileMeta | None:
+        """``imm`` written to a durable, open level-0 table (None when it is empty)."""
+        tables = self._tables
+        if self.options.background_process and len(imm):
+            job = table_worker.FlushJob(
+                self._fs,
+                self.directory,
+                tables.settings,
+                self._versions.new_file_number(),
+                tables.flush_seqs(imm),
+                table_worker.PackedColumns.of(imm.columns()),
+            )
+            built = self._in_worker(job, "flush")
+            if built is not None:
+                return built[0]
+        return tables.write_memtable(imm)
+
+    def _compaction_outputs(self, chosen: compactions.Compaction) -> list[FileMeta]:
+        """The durable, open output tables of ``chosen``."""
+        now_ms, target = self.now_ms(), self.options.target_file_bytes
+        if self.options.background_process:
+            reserved = table_worker.reserve_numbers(chosen, target)
+            job = table_worker.CompactionJob(
+                self._fs,
+                self.directory,
+                self._tables.settings,
+                [
+                    (level, list(map(table_worker.record_of, files)))
+                    for level, files in chosen.inputs
+                ],
+                chosen.output_level,
+                chosen.drops_tombstones,
+                tuple(self._versions.new_file_number() for _ in range(reserved)),
+                now_ms,
+                self._drop_filter,
+            )
+            built = self._in_worker(job, "compaction")
+            if built is not None:
+                return built
+        return compactions.run(chosen, self._tables, now_ms, self._drop_filter, target)
+
+    def _in_worker(self, job: table_worker.Job, purpose: str) -> list[FileMeta] | None:
+        """Run ``job`` in the table worker and open its outputs; None when the job must
+        run here instead (it does not pickle, no worker can be had, or the worker died:
+        its outputs removed).
+
+        Raises:
+            JobCancelled: the engine began to close (the job's outputs removed).
+            ShaleDBError: what the job raised in the worker, as it would here.
+        """
+        try:
+            built = table_worker.serving(job).run(job, self._closing)
+        except (table_worker.NotSendable, table_worker.WorkerUnavailable):
+            return None
+        except (table_worker.WorkerLost, table_worker.JobCancelled):
+            for number in job.numbers:
+                self._fs.remove(filenames.path(self.directory, filenames.table_name(number)))
+            if self._closing():
+                raise table_worker.JobCancelled from None
+            return None
+        self._worker_jobs += 1
+        return [self._tables.adopt(table, purpose) for table in built]
+
+    def _closing(self) -> bool:
+        return self._writes.closing
 
     # -- catalog, stats, lifecycle -------------------------------------------------------
 
@@ -239,6 +322,7 @@ class LSMEngine:
             "compaction_bytes_read": self._compaction_bytes_read,
             "flushes": writes.flushes,
             "compactions": self._compactions,
+            "worker_jobs": self._worker_jobs,
             "write_stalls": writes.write_stalls,
             "write_slowdowns": writes.write_slowdowns,
         }
@@ -257,7 +341,7 @@ class _Parts(NamedTuple):
     writes: WritePath
     versions: VersionSet
     dir_lock: DirectoryLock
-    thread: threading.Thread
+    threads: tuple[threading.Thread, ...]
 
 
 def _shut_down(parts: _Parts, warn: bool) -> None:
@@ -273,8 +357,9 @@ def _shut_down(parts: _Parts, warn: bool) -> None:
             return
         writes.closing = True
         writes.cond.notify_all()
-    if threading.current_thread() is not parts.thread:
-        parts.thread.join()
+    for thread in parts.threads:
+        if threading.current_thread() is not thread:
+            thread.join()
     try:
         with writes.lock:
             writes.close_writes()
@@ -287,28 +372,40 @@ def _shut_down(parts: _Parts, warn: bool) -> None:
 
 #: Seconds the background thread sleeps when idle before it checks the LOCK file.
 _IDLE_WAKE = 1.0
+#: The lanes of background work: one thread for every job, or one for flushes (and the
+#: LOCK check) and one for compactions.
+_EVERY_JOB, _FLUSHES, _COMPACTIONS = "every job", "flushes", "compactions"
+_THREAD_NAMES = {
+    _EVERY_JOB: "shaledb-background",
+    _FLUSHES: "shaledb-background",
+    _COMPACTIONS: "shaledb-compaction",
+}
 
 
-def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath) -> None:
-    """Flush and compact while the engine lives. Holds the engine only while working."""
+def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath, lane: str) -> None:
+    """Run ``lane``'s jobs while the engine lives. Holds the engine only while working."""
     while True:
         with writes.cond:
             engine = engine_ref()
             if writes.closing or engine is None:
                 return
-            job = engine._next_job()
+            if lane == _COMPACTIONS and writes.error is not None:
+                return  # writes stopped: as with one thread, no more background work
+            job = engine._next_job(lane)
             if job is None:
                 engine = None
                 writes.cond.wait(_IDLE_WAKE)
         if job is None:
             engine = engine_ref()
-            if engine is not None:
+            if engine is not None and lane != _COMPACTIONS:
                 engine._check_lock()  # outside the lock: stopping takes it
             engine = None
             continue
         assert engine is not None  # held since the job was picked
         try:
             engine._run_job(job)
+        except table_worker.JobCancelled:
+            return  # closing: the job's writes are still in the WAL, its inputs live
         except ShaleDBError as exc:
             writes.stop(exc)
             return
@@ -319,3 +416,8 @@ def _background(engine_ref: weakref.ref[LSMEngine], writes: WritePath) -> None:
             # Drop the references now: they keep the engine and the job's input tables
             # (whose files are deleted when unused) alive.
             engine = job = None
+
+
+def _no_key_dropped(key: bytes) -> bool:
+    """The drop filter until one is set: no key belongs to a dropped table."""
+    return False

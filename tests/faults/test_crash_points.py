@@ -51,6 +51,7 @@ def options(fsync: str) -> Options:
         target_file_bytes=1024,
         compression="none",
         background_compaction=False,
+        background_process=False,  # the recorded file system sees every table write
     )
 
 

@@ -32,6 +32,7 @@ def options(**overrides: object) -> Options:
         target_file_bytes=1024,
         compression="none",
         background_compaction=False,
+        background_process=False,  # the recorded file system sees every table write
     )
     settings.update(overrides)
     return Options(**settings)  # type: ignore[arg-type]

@@ -899,6 +899,7 @@ def test_open_takes_a_bytes_or_path_like_directory(tmp_path: Path) -> None:
         ("l0_stop_trigger", None, "a positive integer"),
         ("memtable_bytes", True, "a positive integer"),
         ("background_compaction", "no", "True or False"),
+        ("background_process", 1, "True or False"),
         ("clock", 5, "a callable"),
     ],
 )

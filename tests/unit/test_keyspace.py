@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import pickle
+from collections.abc import Callable
 
 import pytest
 
 from shaledb.engine.memory import MemoryEngine
 from shaledb.errors import AlreadyExistsError, InvalidArgumentError, InvalidTypeError, NotFoundError
-from shaledb.keyspace import Catalog, check_name, prefix_end, table_id_of, table_prefix
+from shaledb.keyspace import (
+    Catalog,
+    DroppedTables,
+    check_name,
+    prefix_end,
+    table_id_of,
+    table_prefix,
+)
 
 IDS = [0, 1, 2, 0x7F, 0xEF, 0xF0, 0xF1, 0xFF, 0x100, 0xFFFF, 2**31, 2**32 - 1]
 
@@ -67,8 +76,17 @@ def test_catalog_starts_with_the_default_table() -> None:
     assert engine.load_catalog() is not None
 
 
+class FilterRecordingEngine(MemoryEngine):
+    """Keeps the drop filter the catalog last gave it."""
+
+    drop_filter: Callable[[bytes], bool] | None = None
+
+    def set_drop_filter(self, predicate: Callable[[bytes], bool]) -> None:
+        self.drop_filter = predicate
+
+
 def test_catalog_changes_are_saved_and_ids_never_reused() -> None:
-    engine = MemoryEngine()
+    engine = FilterRecordingEngine()
     catalog = Catalog(engine)
     catalog.create_namespace("ns")
     a = catalog.create_table("ns", "a")
@@ -80,8 +98,10 @@ def test_catalog_changes_are_saved_and_ids_never_reused() -> None:
     reloaded = Catalog(engine)
     assert reloaded.tables("ns") == ["a", "b"]
     assert reloaded.table_id("ns", "a") == again
-    assert reloaded._is_dropped_key(table_prefix(a) + b"k")
-    assert not reloaded._is_dropped_key(table_prefix(again) + b"k")
+    dropped = engine.drop_filter
+    assert dropped is not None
+    assert dropped(table_prefix(a) + b"k")
+    assert not dropped(table_prefix(again) + b"k")
 
 
 def test_catalog_errors() -> None:
@@ -113,3 +133,17 @@ def test_many_tables_cross_the_short_id_range() -> None:
     assert max(ids) >= 0xF0
     prefixes = {table_prefix(i) for i in ids}
     assert len(prefixes) == len(ids)
+
+
+def test_a_drop_gives_the_engine_a_new_filter_that_can_be_pickled() -> None:
+    engine = FilterRecordingEngine()
+    catalog = Catalog(engine)
+    catalog.create_namespace("ns")
+    a = catalog.create_table("ns", "a")
+    before = engine.drop_filter
+    assert before is not None and not before(table_prefix(a) + b"k")
+    catalog.drop_table("ns", "a")
+    after = engine.drop_filter
+    assert isinstance(after, DroppedTables) and after(table_prefix(a) + b"k")
+    copy = pickle.loads(pickle.dumps(after))
+    assert copy(table_prefix(a) + b"k") and not copy(table_prefix(0) + b"k")

@@ -2,6 +2,7 @@
 
 from shaledb.engine.compaction.executor import (
     merged_windows,
+    replacement,
     run,
     surviving,
     trivial_move,
@@ -14,6 +15,7 @@ __all__ = [
     "for_range",
     "merged_windows",
     "pick",
+    "replacement",
     "run",
     "scores",
     "surviving",

@@ -4,25 +4,28 @@
 entry per key; :func:`surviving` drops what no reader can see: entries of dropped
 tables always; tombstones and expired entries when no deeper table overlaps the inputs
 (otherwise an expired entry is kept as a tombstone, since it still hides older versions
-below). :func:`run` writes the result as new tables and returns the edit that installs
+below). :func:`run` writes the result as new tables (in the engine or in a worker process,
+:mod:`shaledb.engine.table_worker`) and :func:`replacement` is the edit that installs
 them. The policy that chooses the inputs is :mod:`shaledb.engine.compaction.policy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
+from typing import TypeVar
 
 from shaledb.engine.compaction.policy import Compaction
 from shaledb.engine.entry import EXPIRY, HAS_TTL, MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.iterators import Columns
 from shaledb.engine.sstable.format import seq_hull
-from shaledb.engine.table_writer import TableWriter
+from shaledb.engine.table_writer import TableOutputs
 from shaledb.engine.version import FileMeta
-from shaledb.engine.version_edit import VersionEdit
+from shaledb.engine.version_edit import TableFile, VersionEdit
 
 #: About this many input entries are merged at a time, which bounds the memory used.
 WINDOW_ENTRIES = 65536
+T = TypeVar("T", bound=TableFile)
 _first = itemgetter(0)
 _second = itemgetter(1)
 
@@ -116,18 +119,19 @@ def trivial_move(compaction: Compaction) -> VersionEdit | None:
 
 def run(
     compaction: Compaction,
-    writer: TableWriter,
+    writer: TableOutputs[T],
     now_ms: int,
     dropped: Callable[[bytes], bool],
     target_file_bytes: int,
-) -> VersionEdit:
-    """Carry out ``compaction``: the edit that replaces its inputs by its outputs.
+) -> list[T]:
+    """Carry out ``compaction``: write what survives of its inputs as new tables.
 
     Output files are fsynced (directory included) before this returns; on failure they
-    are removed and the inputs are untouched.
+    are removed and the inputs are untouched. :func:`replacement` is the edit that
+    installs them.
     """
     files = compaction.input_files()
-    outputs: list[FileMeta] = []
+    outputs: list[T] = []
     seqs = seq_hull(f.table.seq_range for _, f in files)
     with writer.outputs(outputs, "compaction", seqs, compaction.output_level) as new_table:
         builder = None
@@ -143,7 +147,12 @@ def run(
                 builder = None
         if builder is not None:
             outputs.append(writer.finish(builder, "compaction"))
+    return outputs
+
+
+def replacement(compaction: Compaction, outputs: Sequence[TableFile]) -> VersionEdit:
+    """The edit that replaces the inputs of ``compaction`` by its ``outputs``."""
     return VersionEdit(
         added=[(compaction.output_level, m) for m in outputs],
-        removed=[(level, f.number) for level, f in files],
+        removed=[(level, f.number) for level, f in compaction.input_files()],
     )
