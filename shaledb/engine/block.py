@@ -151,7 +151,7 @@ class Block:
                 f"{path}: block at offset {offset} does not decode: {exc}", path, offset
             ) from None
         self._buf = contents
-        self._n = n
+        self._n: int = n
         #: key_ends then value_ends: ``_ends[i]`` ends key i, ``_ends[n + i]`` value i.
         self._ends = ends
         self._flags_start = meta
@@ -166,9 +166,9 @@ class Block:
     @property
     def keys(self) -> list[bytes]:
         """Every key, decoded (for the index block and tests; lookups do not need it)."""
-        ends = self._ends[: self._n]
+        ends = [0, *self._ends[: self._n].tolist()]
         buf = self._buf
-        return [buf[a:b] for a, b in zip((0, *ends[:-1]), ends)]
+        return [buf[a:b] for a, b in zip(ends, ends[1:])]
 
     def key(self, i: int) -> bytes:
         ends = self._ends
@@ -273,12 +273,16 @@ class Block:
         n = self._n
         ends = self._ends
         buf = self._buf
-        key_ends = ends[i:j]
-        keys = [buf[a:b] for a, b in zip(((ends[i - 1] if i else 0), *key_ends[:-1]), key_ends)]
-        value_ends = ends[n + i : n + j]
+        # Offsets as a list first: iterating the memoryview itself is twice as slow.
+        if i:
+            key_ends = ends[i - 1 : j].tolist()
+            value_ends = ends[n + i - 1 : n + j].tolist()
+        else:
+            key_ends = [0, *ends[0:j].tolist()]
+            value_ends = [0, *ends[n : n + j].tolist()]
+        keys = [buf[a:b] for a, b in zip(key_ends, key_ends[1:])]
         base = self._values_start
-        starts = ((ends[n + i - 1] if i else 0), *value_ends[:-1])
-        values = [buf[base + a : base + b] for a, b in zip(starts, value_ends)]
+        values = [buf[base + a : base + b] for a, b in zip(value_ends, value_ends[1:])]
         flags = self._flags_start
         return keys, buf[flags + i : flags + j], values
 
@@ -295,17 +299,17 @@ _BLOCK_OVERHEAD = 480
 _FALSE_MATCHES = 4
 
 
-def _offsets(contents: bytes, start: int, count: int) -> Sequence[int]:
-    """``count`` u32 at ``start`` as a sequence, without copying where the CPU is
+def _offsets(contents: bytes, start: int, count: int) -> memoryview:
+    """``count`` u32 at ``start`` as a view of ints, without copying where the CPU is
     little-endian (the format's byte order)."""
+    view = memoryview(contents)[start : start + 4 * count]
+    if len(view) != 4 * count:
+        raise ValueError("offsets run past the block")
     if sys.byteorder == "little":
-        view = memoryview(contents)[start : start + 4 * count]
-        if len(view) != 4 * count:
-            raise ValueError("offsets run past the block")
         return view.cast("I")
-    ends = array("I", contents[start : start + 4 * count])  # pragma: no cover
+    ends = array("I", view)  # pragma: no cover - the format is little-endian
     ends.byteswap()  # pragma: no cover
-    return ends  # pragma: no cover
+    return memoryview(ends)  # pragma: no cover
 
 
 def _split_expiry(stored: bytes) -> tuple[int, bytes]:

@@ -238,7 +238,7 @@ class SSTable:
                 block = self._block(parts, i)
                 start = block.lower_bound(lo) if first else 0
                 last = hi is not None and last_keys[i] >= hi
-                end = block.lower_bound(hi, start) if last else len(block)
+                end = block.lower_bound(hi, start) if hi is not None and last else len(block)
                 out += block.entries(start, min(end, start + n - len(out)))
                 if last:
                     break
