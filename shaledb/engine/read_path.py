@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from functools import partial
 from operator import itemgetter
 
 from shaledb.engine.base import RawEntry, RawFound
@@ -95,24 +96,41 @@ def _short_scan(
 ) -> list[RawEntry] | None:
     """The scan's result when the first ``limit`` entries of every source settle it.
 
-    Each source gives at most ``limit`` entries as a list (a table decodes only those),
-    and the lists are merged in C: one dict, oldest source first so the newest entry
-    of a key wins, and one sort. Every source has given all its keys up to the nearest
-    last key of a source that was cut short, so the merged entries up to it are final.
-    None when fewer than ``limit`` of those are live (dead entries in the way): then the
-    entry-by-entry merge runs instead.
+    The largest source (by entries) is read first, ``limit`` entries; every other
+    source only up to the last of those, at most ``limit`` entries, so each decodes
+    about its share of the result. The lists are merged in C: one dict, oldest source
+    first so the newest entry of a key wins, and one sort. Every source has given all
+    its keys up to the nearest last key of a source that was cut short, so the merged
+    entries up to it are final. None when fewer than ``limit`` of those are live (dead
+    entries in the way): then the entry-by-entry merge runs instead.
     """
-    lists = [copied]
-    cuts = [copied[-1][0]] if copy_cut else []
     version = state.version
+    # (size, reader) of every source but the memtable copy, newest first.
+    readers: list[tuple[int, Callable[[bytes, bytes | None], list[RawEntry]]]] = []
     for imm in state.imms:
-        lists.append(imm.first_entries(lo, hi, reverse, limit))
+        readers.append((len(imm), partial(imm.first_entries, reverse=reverse, n=limit)))
     for f in version.levels[0]:
         if f.overlaps(lo, hi):
-            lists.append(f.table.first_entries(lo, hi, reverse, limit))
+            readers.append((f.entries, partial(f.table.first_entries, reverse=reverse, n=limit)))
     for level in range(1, NUM_LEVELS):
-        if version.levels[level]:
-            lists.append(version.first_entries(level, lo, hi, reverse, limit))
+        files = version.levels[level]
+        if files:
+            size = sum(f.entries for f in files)
+            readers.append((size, partial(version.first_entries, level, reverse=reverse, n=limit)))
+    lists: list[list[RawEntry]] = [copied, *([] for _ in readers)]
+    cuts = [copied[-1][0]] if copy_cut else []
+    if readers:
+        largest = max(range(len(readers)), key=lambda i: readers[i][0])
+        lists[largest + 1] = first = readers[largest][1](lo, hi)
+        if len(first) >= limit:
+            # The others need nothing past the largest source's last key.
+            if reverse:
+                lo = first[-1][0]
+            else:
+                hi = first[-1][0] + b"\x00"
+        for i, (_, read) in enumerate(readers):
+            if i != largest:
+                lists[i + 1] = read(lo, hi)
     for entries in lists[1:]:
         if len(entries) >= limit:
             cuts.append(entries[-1][0])
