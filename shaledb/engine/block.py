@@ -133,9 +133,23 @@ class Block:
     a million keys the working set no longer fits the cache.
     """
 
-    __slots__ = ("_buf", "_n", "_ends", "_flags_start", "_values_start", "_keys_end", "referenced")
+    __slots__ = (
+        "_buf",
+        "_n",
+        "_ends",
+        "_flags_start",
+        "_values_start",
+        "_keys_end",
+        "_keys",
+        "referenced",
+    )
 
-    def __init__(self, contents: bytes, path: str = "", offset: int = 0) -> None:
+    def __init__(
+        self, contents: bytes, path: str = "", offset: int = 0, decode_keys: bool = False
+    ) -> None:
+        """``decode_keys``: also keep every key as a list (for a block read by a scan:
+        bisects run in C and ranges reuse the key objects, at about 60 bytes a key,
+        which :meth:`memory_bytes` counts)."""
         try:
             size = len(contents)
             (n,) = _COUNT.unpack_from(contents, size - 4)
@@ -159,6 +173,9 @@ class Block:
         self._keys_end = keys_end
         #: Set by the block cache on a hit; its eviction gives a flagged block a second chance.
         self.referenced = False
+        self._keys: list[bytes] | None = None
+        if decode_keys:
+            self._keys = self.keys
 
     def __len__(self) -> int:
         return self._n
@@ -219,10 +236,12 @@ class Block:
 
     def lower_bound(self, key: bytes, lo: int = 0, hi: int | None = None) -> int:
         """The first index in ``lo .. hi`` whose key is ``>= key`` (``hi`` if none)."""
-        buf = self._buf
-        ends = self._ends
         if hi is None:
             hi = self._n
+        if self._keys is not None:
+            return bisect_left(self._keys, key, lo, hi)
+        buf = self._buf
+        ends = self._ends
         while lo < hi:
             mid = (lo + hi) // 2
             if buf[(ends[mid - 1] if mid else 0) : ends[mid]] < key:
@@ -280,7 +299,10 @@ class Block:
         else:
             key_ends = [0, *ends[0:j].tolist()]
             value_ends = [0, *ends[n : n + j].tolist()]
-        keys = [buf[a:b] for a, b in zip(key_ends, key_ends[1:])]
+        if self._keys is None:
+            keys = [buf[a:b] for a, b in zip(key_ends, key_ends[1:])]
+        else:
+            keys = self._keys[i:j]
         base = self._values_start
         values = [buf[base + a : base + b] for a, b in zip(value_ends, value_ends[1:])]
         flags = self._flags_start
@@ -289,12 +311,16 @@ class Block:
     def memory_bytes(self) -> int:
         """Approximate memory held, for the block cache's accounting: the contents and
         the fixed objects around them."""
-        return len(self._buf) + _BLOCK_OVERHEAD
+        keys = 0 if self._keys is None else _KEY_OVERHEAD * self._n
+        return len(self._buf) + _BLOCK_OVERHEAD + keys
 
 
 #: Bytes a cached block holds beyond its contents: the block, its offsets view, the
 #: cache's entry and key.
 _BLOCK_OVERHEAD = 480
+#: Bytes a decoded key holds beyond its share of the contents: the bytes object and
+#: its place in the list.
+_KEY_OVERHEAD = 48
 #: Matches of a key's bytes that are not a key before a lookup bisects instead.
 _FALSE_MATCHES = 4
 

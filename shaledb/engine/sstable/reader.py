@@ -163,13 +163,17 @@ class SSTable:
             )
         return blocks.unseal(raw, self.path, offset, part)
 
-    def _block(self, parts: _Parts, i: int, fill_cache: bool = True) -> Block:
+    def _block(
+        self, parts: _Parts, i: int, fill_cache: bool = True, for_scan: bool = False
+    ) -> Block:
+        """Data block ``i``, from the cache or the file; one read for a scan keeps its
+        keys decoded (see :class:`Block`), one for a point read does not."""
         offset = parts.offsets[i]
         key = parts.cache_keys[i]
         block = self._cache.get(key)
         if block is None:
             contents = self._read_block(parts.file, offset, parts.sizes[i], "data block")
-            block = Block(contents, self.path, offset)
+            block = Block(contents, self.path, offset, decode_keys=for_scan and fill_cache)
             if fill_cache:
                 self._cache.put(key, block)
         return block
@@ -211,14 +215,14 @@ class SSTable:
         nblocks = len(last_keys)
         if not reverse:
             for i in range(bisect_left(last_keys, lo), nblocks):
-                block = self._block(parts, i, fill_cache)
+                block = self._block(parts, i, fill_cache, for_scan=True)
                 yield from block.iter_from(block.lower_bound(lo), hi)
                 if hi is not None and last_keys[i] >= hi:
                     return
             return
         start = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
         for i in range(start, -1, -1):
-            block = self._block(parts, i, fill_cache)
+            block = self._block(parts, i, fill_cache, for_scan=True)
             top = len(block) - 1 if hi is None else block.lower_bound(hi) - 1
             yield from block.iter_down(top, lo)
             if i > 0 and last_keys[i - 1] < lo:
@@ -235,7 +239,7 @@ class SSTable:
             i = bisect_left(last_keys, lo)
             first = True
             while i < nblocks and len(out) < n:
-                block = self._block(parts, i)
+                block = self._block(parts, i, for_scan=True)
                 start = block.lower_bound(lo) if first else 0
                 last = hi is not None and last_keys[i] >= hi
                 end = block.lower_bound(hi, start) if hi is not None and last else len(block)
@@ -247,7 +251,7 @@ class SSTable:
             return out
         i = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
         while i >= 0 and len(out) < n:
-            block = self._block(parts, i)
+            block = self._block(parts, i, for_scan=True)
             top = len(block) if hi is None else block.lower_bound(hi)
             last = i == 0 or last_keys[i - 1] < lo
             bottom = block.lower_bound(lo, 0, top) if last else 0
