@@ -1,13 +1,17 @@
-"""ShaleDB alone at scale: load N keys with default settings, then random reads.
+"""ShaleDB alone at scale: load N keys with default settings, then reads, scans, YCSB A.
 
-    python -m bench.scale [--keys 10000000] [--reads 100000] [--output docs/benchmarks.md]
+    python -m bench.scale [--keys 10000000] [--reads 100000] [--scans 20000]
+                          [--ycsb-ops 100000] [--output docs/benchmarks.md]
                           [--engine lsm|hashlog]
 
 Keys are 16 bytes derived from their index (BLAKE2b), so any key can be recomputed
 without holding the whole key set in memory, and arrive in effectively random order;
 values are 100 random bytes. Reports the load rate (one ``put`` per key), peak RSS
-(``ru_maxrss``), bytes on disk after ``flush()``, ShaleDB's write amplification and the
-rate of random gets of present keys, then writes the "Scale run" section of the report.
+(``ru_maxrss``), bytes on disk after ``flush()``, ShaleDB's write amplification, then
+the rates of the phases run on the loaded store, in order: random gets of present
+keys; range scans of 10 keys from random present keys; YCSB A (50% reads, 50%
+updates of zipfian-chosen keys). Then it writes the "Scale run" section of the
+report. ``--keys 1000000`` makes a run of a few minutes for quick checks.
 With ``--engine hashlog`` the same run goes to the hash-log engine and its own section,
 "Scale run (hash-log engine)", without the LSM's rows and with the memory per key: the
 growth of peak RSS over the load and flush divided by the keys (the engine holds every
@@ -30,7 +34,7 @@ import time
 import shaledb
 from bench.engines import disk_bytes
 from bench.report import replace_section
-from bench.workloads import KEY_BYTES, VALUE_BYTES
+from bench.workloads import KEY_BYTES, SCAN_LENGTH, VALUE_BYTES, Zipfian
 
 
 def key_of(i: int) -> bytes:
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n")[0])
     p.add_argument("--keys", type=int, default=10_000_000)
     p.add_argument("--reads", type=int, default=100_000)
+    p.add_argument("--scans", type=int, default=20_000, help="range scans of 10 keys")
+    p.add_argument("--ycsb-ops", type=int, default=100_000, help="operations of YCSB A")
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--output", default="docs/benchmarks.md")
     p.add_argument("--workdir", help="where the database's temporary directory goes")
@@ -88,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 if get(k) is None:
                     misses += 1
             read_s = time.perf_counter() - t2
+
+            scan_s, short_scans = scan_phase(db, rng, n, args.scans)
+            ycsb_s = ycsb_a_phase(db, rng, n, args.ycsb_ops)
         finally:
             db.close()
     finally:
@@ -122,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{stats.get('write_slowdowns', 0)} |",
         f"| random get of present keys | {args.reads / read_s:,.0f} gets/s "
         f"({args.reads:,} gets, {misses} not found) |",
+        f"| range scan ({SCAN_LENGTH} keys from a random present key) | "
+        f"{args.scans / max(scan_s, 1e-9):,.0f} scans/s "
+        f"({args.scans:,} scans, {short_scans} short) |",
+        f"| YCSB A (50/50 read/update, zipfian) | {args.ycsb_ops / ycsb_s:,.0f} ops/s "
+        f"({args.ycsb_ops:,} ops) |",
     ]
     body = "\n".join(lines) + "\n"
     section = "scale-run"
@@ -142,6 +156,39 @@ def main(argv: list[str] | None = None) -> int:
     replace_section(args.output, section, body)
     print(f"Wrote the Scale run section of {args.output}")
     return 1 if misses else 0
+
+
+def scan_phase(db: shaledb.DB, rng: random.Random, n: int, scans: int) -> tuple[float, int]:
+    """Seconds for ``scans`` range scans of SCAN_LENGTH keys from random present keys,
+    and how many returned fewer (only those starting near the end of the key space)."""
+    starts = [key_of(rng.randrange(n)) for _ in range(scans)]
+    scan = db.scan
+    short = 0
+    t0 = time.perf_counter()
+    for start in starts:
+        if len(list(scan(start=start, limit=SCAN_LENGTH))) < SCAN_LENGTH:
+            short += 1
+    return time.perf_counter() - t0, short
+
+
+def ycsb_a_phase(db: shaledb.DB, rng: random.Random, n: int, ops: int) -> float:
+    """Seconds for ``ops`` operations of YCSB A: half gets, half updates (puts of new
+    values) of keys chosen by a zipfian over the loaded keys, drawn before timing."""
+    if n < 2 or ops <= 0:
+        return float("inf")
+    zipf = Zipfian(n, rng)
+    mix = [
+        (key_of(zipf.next()), rng.randbytes(VALUE_BYTES) if rng.random() < 0.5 else None)
+        for _ in range(ops)
+    ]
+    get, put = db.get, db.put
+    t0 = time.perf_counter()
+    for key, value in mix:
+        if value is None:
+            get(key)
+        else:
+            put(key, value)
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ class Table:
     def delete(self, key: Data) -> bool:
         """Delete ``key``. Returns True if it existed (and had not expired)."""
         op = self.delete_op(key)
-        return self._engine.write((op,), condition=lambda: self._engine.get(op.key) is not None)
+        return self._engine.delete(op.flags, op.key)
 
     def expire(self, key: Data, ttl: float | None) -> bool:
         """Set (or with None, remove) the time to live of an existing key.

@@ -78,6 +78,12 @@ class Engine(Protocol):
         """Exactly ``write([(flags, key, 0, value)])``: a put without expiry (the hot path)."""
         ...
 
+    def delete(self, flags: int, key: bytes) -> bool:
+        """Delete ``key`` if it holds a live entry; whether it did. ``flags`` include
+        TOMBSTONE. Exactly ``write([(flags, key, 0, b"")], condition=<get(key) is not
+        None>)``, at the cost of one read that need not hold the write lock."""
+        ...
+
     def get(self, key: bytes) -> RawFound | None:
         """The live entry for ``key``; None when missing, deleted or expired.
 

@@ -17,6 +17,8 @@ the CRC covering the contents and the compression byte.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, repeat
@@ -119,41 +121,84 @@ def unseal(raw: bytes, path: str, offset: int, part: str) -> bytes:
 
 
 class Block:
-    """A decoded block: its keys as a list, values decoded on demand."""
+    """A block searched in place: its contents and a view of their offset arrays.
 
-    __slots__ = ("keys", "_buf", "_flags", "_value_ends", "_values_start")
+    Nothing is decoded up front; a lookup reads the offsets it needs and slices out
+    the one value it returns, and a range decodes only its own entries. So a cached
+    block costs its contents plus a few hundred bytes, not a Python object per key.
 
-    def __init__(self, contents: bytes, path: str = "", offset: int = 0) -> None:
+    Rejected alternative: decoding every key into a list when the block is read. A
+    lookup is then one C bisect, but each read from the file pays a comprehension over
+    the whole block, and a cached block holds about 60 bytes of objects per key, so at
+    a million keys the working set no longer fits the cache.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_n",
+        "_ends",
+        "_flags_start",
+        "_values_start",
+        "_keys_end",
+        "_keys",
+        "referenced",
+    )
+
+    def __init__(
+        self, contents: bytes, path: str = "", offset: int = 0, decode_keys: bool = False
+    ) -> None:
+        """``decode_keys``: also keep every key as a list (for a block read by a scan:
+        bisects run in C and ranges reuse the key objects, at about 60 bytes a key,
+        which :meth:`memory_bytes` counts)."""
         try:
             size = len(contents)
             (n,) = _COUNT.unpack_from(contents, size - 4)
             meta = size - 4 - 9 * n
             if meta < 0:
                 raise ValueError(f"entry count {n} does not fit in {size} bytes")
-            key_ends = struct.unpack_from(f"<{n}I", contents, meta + n)
-            value_ends = struct.unpack_from(f"<{n}I", contents, meta + 5 * n)
-            values_start = key_ends[-1] if n else 0
-            if n and values_start + value_ends[-1] != meta:
+            ends = _offsets(contents, meta + n, 2 * n)
+            keys_end = ends[n - 1] if n else 0
+            if n and keys_end + ends[2 * n - 1] != meta:
                 raise ValueError("offsets do not match the block size")
         except (struct.error, ValueError) as exc:
             raise CorruptionError(
                 f"{path}: block at offset {offset} does not decode: {exc}", path, offset
             ) from None
         self._buf = contents
-        self._flags = contents[meta : meta + n]
-        self._value_ends = value_ends
-        self._values_start = values_start
-        starts = (0, *key_ends[:-1])
-        self.keys = [contents[a:b] for a, b in zip(starts, key_ends)]
+        self._n: int = n
+        #: key_ends then value_ends: ``_ends[i]`` ends key i, ``_ends[n + i]`` value i.
+        self._ends = ends
+        self._flags_start = meta
+        self._values_start = keys_end
+        self._keys_end = keys_end
+        #: Set by the block cache on a hit; its eviction gives a flagged block a second chance.
+        self.referenced = False
+        self._keys: list[bytes] | None = None
+        if decode_keys:
+            self._keys = self.keys
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self._n
+
+    @property
+    def keys(self) -> list[bytes]:
+        """Every key, decoded (for the index block and tests; lookups do not need it)."""
+        ends = [0, *self._ends[: self._n].tolist()]
+        buf = self._buf
+        return [buf[a:b] for a, b in zip(ends, ends[1:])]
+
+    def key(self, i: int) -> bytes:
+        ends = self._ends
+        return self._buf[(ends[i - 1] if i else 0) : ends[i]]
 
     def entry(self, i: int) -> RawFound:
         """``(flags, expire_ms, value)`` of entry ``i``."""
-        start = self._values_start + (self._value_ends[i - 1] if i else 0)
-        end = self._values_start + self._value_ends[i]
-        flags = self._flags[i]
+        ends = self._ends
+        n = self._n
+        base = self._values_start
+        start = base + (ends[n + i - 1] if i else 0)
+        end = base + ends[n + i]
+        flags = self._buf[self._flags_start + i]
         if flags & HAS_TTL:
             return (
                 flags,
@@ -162,22 +207,70 @@ class Block:
             )
         return flags, 0, self._buf[start:end]
 
+    def find(self, key: bytes) -> int:
+        """The index of ``key``, or -1 when the block does not hold it.
+
+        The key's bytes are searched for in the keys blob (one C call), and a match
+        counts only where a key starts and ends; a few false matches (keys that
+        contain the key) and the search falls back to bisecting.
+        """
+        buf = self._buf
+        ends = self._ends
+        n = self._n
+        stop = self._keys_end
+        pos = buf.find(key, 0, stop)
+        for _ in range(_FALSE_MATCHES):
+            if pos < 0:
+                return -1
+            end = pos + len(key)
+            i = bisect_left(ends, end, 0, n)
+            if i < n and ends[i] == end and (ends[i - 1] if i else 0) == pos and end > pos:
+                return i
+            pos = buf.find(key, pos + 1, stop)
+        i = self.lower_bound(key)
+        return i if i < n and self.key(i) == key else -1
+
     def get(self, key: bytes) -> RawFound | None:
-        keys = self.keys
-        i = bisect_left(keys, key)
-        if i < len(keys) and keys[i] == key:
-            return self.entry(i)
-        return None
+        i = self.find(key)
+        return None if i < 0 else self.entry(i)
+
+    def lower_bound(self, key: bytes, lo: int = 0, hi: int | None = None) -> int:
+        """The first index in ``lo .. hi`` whose key is ``>= key`` (``hi`` if none)."""
+        if hi is None:
+            hi = self._n
+        if self._keys is not None:
+            return bisect_left(self._keys, key, lo, hi)
+        buf = self._buf
+        ends = self._ends
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if buf[(ends[mid - 1] if mid else 0) : ends[mid]] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     def iter_from(self, i: int, hi: bytes | None) -> Iterator[RawEntry]:
         """Entries from index ``i`` upward while ``key < hi``."""
-        end = len(self.keys) if hi is None else bisect_left(self.keys, hi, i)
+        end = self._n if hi is None else self.lower_bound(hi, i)
         return self._entries(i, end, False)
 
     def iter_down(self, i: int, lo: bytes) -> Iterator[RawEntry]:
         """Entries from index ``i`` downward while ``key >= lo``."""
-        start = bisect_left(self.keys, lo, 0, i + 1) if i >= 0 else 0
+        start = self.lower_bound(lo, 0, i + 1) if i >= 0 else 0
         return self._entries(start, i + 1, True)
+
+    def entries(self, i: int, j: int) -> list[RawEntry]:
+        """Entries ``i`` to ``j - 1`` as a list, in order."""
+        if i >= j:
+            return []
+        keys, flags, values = self.columns(i, j)
+        if any(map(HAS_TTL.__and__, flags)):
+            return [
+                (k, f, *_split_expiry(v)) if f & HAS_TTL else (k, f, 0, v)
+                for k, f, v in zip(keys, flags, values)
+            ]
+        return list(zip(keys, flags, repeat(0), values))
 
     def _entries(self, i: int, j: int, reverse: bool) -> Iterator[RawEntry]:
         if i >= j:
@@ -195,17 +288,54 @@ class Block:
 
     def columns(self, i: int, j: int) -> tuple[list[bytes], bytes, list[bytes]]:
         """Entries ``i`` to ``j - 1`` as ``(keys, flags, stored values)``; a stored value keeps
-        its expiry prefix. Slices and one comprehension: no per-entry method call."""
-        ends = self._value_ends
-        base = self._values_start
+        its expiry prefix. Slices and comprehensions: no per-entry method call."""
+        n = self._n
+        ends = self._ends
         buf = self._buf
-        starts = ((ends[i - 1] if i else 0), *ends[i : j - 1])
-        values = [buf[base + a : base + b] for a, b in zip(starts, ends[i:j])]
-        return self.keys[i:j], self._flags[i:j], values
+        # Offsets as a list first: iterating the memoryview itself is twice as slow.
+        if i:
+            key_ends = ends[i - 1 : j].tolist()
+            value_ends = ends[n + i - 1 : n + j].tolist()
+        else:
+            key_ends = [0, *ends[0:j].tolist()]
+            value_ends = [0, *ends[n : n + j].tolist()]
+        if self._keys is None:
+            keys = [buf[a:b] for a, b in zip(key_ends, key_ends[1:])]
+        else:
+            keys = self._keys[i:j]
+        base = self._values_start
+        values = [buf[base + a : base + b] for a, b in zip(value_ends, value_ends[1:])]
+        flags = self._flags_start
+        return keys, buf[flags + i : flags + j], values
 
     def memory_bytes(self) -> int:
-        """Approximate memory held, for the block cache's accounting."""
-        return len(self._buf) + 48 * len(self.keys) + 64
+        """Approximate memory held, for the block cache's accounting: the contents and
+        the fixed objects around them."""
+        keys = 0 if self._keys is None else _KEY_OVERHEAD * self._n
+        return len(self._buf) + _BLOCK_OVERHEAD + keys
+
+
+#: Bytes a cached block holds beyond its contents: the block, its offsets view, the
+#: cache's entry and key.
+_BLOCK_OVERHEAD = 480
+#: Bytes a decoded key holds beyond its share of the contents: the bytes object and
+#: its place in the list.
+_KEY_OVERHEAD = 48
+#: Matches of a key's bytes that are not a key before a lookup bisects instead.
+_FALSE_MATCHES = 4
+
+
+def _offsets(contents: bytes, start: int, count: int) -> memoryview:
+    """``count`` u32 at ``start`` as a view of ints, without copying where the CPU is
+    little-endian (the format's byte order)."""
+    view = memoryview(contents)[start : start + 4 * count]
+    if len(view) != 4 * count:
+        raise ValueError("offsets run past the block")
+    if sys.byteorder == "little":
+        return view.cast("I")
+    ends = array("I", view)  # pragma: no cover - the format is little-endian
+    ends.byteswap()  # pragma: no cover
+    return memoryview(ends)  # pragma: no cover
 
 
 def _split_expiry(stored: bytes) -> tuple[int, bytes]:

@@ -1,4 +1,4 @@
-"""A byte-bounded LRU cache of decoded SSTable blocks, shared by all tables."""
+"""A byte-bounded cache of SSTable blocks, shared by all tables (second-chance LRU)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from shaledb.engine.block import Block
 
 
 class BlockCache:
-    """Decoded blocks keyed by ``(table number, block offset)``. Thread-safe.
+    """Blocks keyed by ``(table number, block offset)``. Thread-safe.
+
+    Eviction is second-chance (CLOCK) over insertion order: a hit only sets the
+    block's ``referenced`` flag, and a flagged block at the old end is moved to the
+    new end once instead of being evicted. Rejected alternative: a strict LRU, which
+    reorders the map on every hit; a hit is the hottest step of a point read.
 
     A capacity of 0 disables caching.
     """
@@ -19,18 +24,18 @@ class BlockCache:
         self.used = 0
         self.hits = 0
         self.misses = 0
-        self._blocks: OrderedDict[tuple[int, int], Block] = OrderedDict()
+        #: Readers look blocks up here directly (one dict call); inserts go through put.
+        self.blocks: OrderedDict[tuple[int, int], Block] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, int]) -> Block | None:
-        # No lock on the hit path: each OrderedDict call is atomic under the GIL, and a
-        # block evicted between the two calls is simply a miss. Counters may undercount.
-        try:
-            block = self._blocks[key]
-            self._blocks.move_to_end(key)
-        except KeyError:
+        # No lock on the hit path: a dict lookup is atomic under the GIL. Counters may
+        # undercount.
+        block = self.blocks.get(key)
+        if block is None:
             self.misses += 1
             return None
+        block.referenced = True
         self.hits += 1
         return block
 
@@ -39,17 +44,23 @@ class BlockCache:
         if size > self.capacity:
             return
         with self._lock:
-            old = self._blocks.pop(key, None)
+            blocks = self.blocks
+            old = blocks.pop(key, None)
             if old is not None:
                 self.used -= old.memory_bytes()
-            self._blocks[key] = block
+            blocks[key] = block
             self.used += size
-            while self.used > self.capacity and self._blocks:
-                _, evicted = self._blocks.popitem(last=False)
-                self.used -= evicted.memory_bytes()
+            # Each pass either evicts or clears one flag, so this ends.
+            while self.used > self.capacity and blocks:
+                oldest, victim = blocks.popitem(last=False)
+                if victim.referenced and victim is not block:
+                    victim.referenced = False
+                    blocks[oldest] = victim
+                else:
+                    self.used -= victim.memory_bytes()
 
     def forget_table(self, number: int) -> None:
         """Drop every block of a table that was deleted."""
         with self._lock:
-            for key in [k for k in self._blocks if k[0] == number]:
-                self.used -= self._blocks.pop(key).memory_bytes()
+            for key in [k for k in self.blocks if k[0] == number]:
+                self.used -= self.blocks.pop(key).memory_bytes()

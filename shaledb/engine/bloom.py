@@ -34,8 +34,10 @@ def mask(h: int) -> int:
 
 
 def hashes(key: bytes) -> tuple[int, int]:
-    """The two hashes a filter uses for ``key``: one picks the word, one the bits."""
-    return crc32c(key), zlib.crc32(key)
+    """What a filter probes for ``key``: the hash that picks the word, and the mask of
+    the bits that must be set in it. Computed once per read, for every table probed."""
+    h = zlib.crc32(key)
+    return crc32c(key), _PAIR[h & 4095] | _PAIR[(h >> 12) & 4095] | (1 << (h >> 26))
 
 
 def build(keys: Sequence[bytes], bits_per_key: int) -> bytes:
@@ -55,25 +57,26 @@ def build(keys: Sequence[bytes], bits_per_key: int) -> bytes:
 class BloomFilter:
     """A decoded filter. ``may_contain`` is False only for keys surely absent."""
 
-    __slots__ = ("_words", "_nwords")
+    __slots__ = ("words", "nwords")
 
     def __init__(self, data: bytes) -> None:
         if not data:  # no filter: everything may be present
-            self._words = array("Q", [0xFFFFFFFFFFFFFFFF])
-            self._nwords = 1
+            self.words = array("Q", [0xFFFFFFFFFFFFFFFF])
+            self.nwords = 1
             return
         if len(data) % 8 != 1 or data[-1] != BLOCKED_64:
             raise ValueError(f"unknown filter kind or size ({len(data)} bytes)")
-        self._words = array("Q", data[:-1])
+        self.words = array("Q", data[:-1])
         if sys.byteorder == "big":  # pragma: no cover
-            self._words.byteswap()
-        self._nwords = len(self._words)
+            self.words.byteswap()
+        self.nwords = len(self.words)
 
     def may_contain(self, key: bytes) -> bool:
         return self.may_contain_hashed(hashes(key))
 
     def may_contain_hashed(self, key_hashes: tuple[int, int]) -> bool:
-        """:meth:`may_contain` for a key whose :func:`hashes` are already computed."""
-        word, h = key_hashes
-        bits = _PAIR[h & 4095] | _PAIR[(h >> 12) & 4095] | (1 << (h >> 26))
-        return self._words[word % self._nwords] & bits == bits
+        """:meth:`may_contain` for a key whose :func:`hashes` are already computed.
+
+        Readers on the hot path test ``words[word % nwords] & mask == mask`` inline."""
+        word, bits = key_hashes
+        return self.words[word % self.nwords] & bits == bits

@@ -116,6 +116,9 @@ class LSMEngine:
         plain tuple, which is all the write path reads of it)."""
         self._writes.write(((flags, key, 0, value),))
 
+    def delete(self, flags: int, key: bytes) -> bool:
+        return self._writes.delete((flags, key, 0, b""), self._now_ms)
+
     def deferred_sync(self) -> AbstractContextManager[None]:
         return self._writes.deferred_sync()
 

@@ -53,6 +53,9 @@ class MemoryEngine:
     def put(self, flags: int, key: bytes, value: bytes) -> None:
         self.write((Op(flags, key, 0, value),))
 
+    def delete(self, flags: int, key: bytes) -> bool:
+        return self.write(((flags, key, 0, b""),), condition=lambda: self.get(key) is not None)
+
     def get(self, key: bytes) -> RawFound | None:
         self._check_open()
         found: Found | None = self._data.get(key)

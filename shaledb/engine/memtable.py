@@ -2,7 +2,11 @@
 
 A plain dict maps each key to ``(flags, expire_ms, value)``, the tuple a point read
 returns as is. Key order is kept lazily: new keys wait in a pending list and are
-merged into a sorted list only when an ordered read or a flush asks for it.
+merged into a ``SortedList`` only when an ordered read or a flush asks for it, so a
+put costs an append and a scan pays a logarithmic insert per key put since the last
+one (a plain sorted list paid a move of the whole list per key, or a full sort once
+more than a few were pending: milliseconds under the write lock for a scan after a
+burst of puts).
 
 Rejected alternative: a sorted map updated on every put. It keeps scans cheap but costs
 every put a logarithmic insert; most workloads put far more often than they scan.
@@ -14,9 +18,10 @@ Only one version per key is kept, so snapshots of the active memtable are copies
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left, insort
 from collections.abc import Iterator
 from operator import itemgetter
+
+from sortedcontainers import SortedList
 
 from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.block import value_with_expiry
@@ -27,8 +32,6 @@ _third = itemgetter(2)
 
 #: Approximate bytes of Python bookkeeping per entry, beyond the key and value bytes.
 ENTRY_OVERHEAD = 96
-#: Up to this many pending keys are inserted one by one; more are merged by one sort.
-_INSORT_LIMIT = 64
 
 
 class MemTable:
@@ -55,7 +58,7 @@ class MemTable:
         self.wal_number = wal_number
         self.last_seq = 0
         self.approximate_bytes = 0
-        self._sorted: list[bytes] = []
+        self._sorted = SortedList()
         self._pending: list[bytes] = []
         # An immutable memtable is sorted by the flusher and by scans at the same time.
         self._sort_lock = threading.Lock()
@@ -74,31 +77,26 @@ class MemTable:
             self.approximate_bytes += len(value) - len(old[2])
         entries[key] = (flags, expire_ms, value)
 
-    def sorted_keys(self) -> list[bytes]:
-        """Every key, sorted. The list is shared: callers must not change it."""
+    def sorted_keys(self) -> SortedList:
+        """Every key, sorted (a ``SortedList``). Shared: callers must not change it.
+
+        On the active memtable only under the write lock: writers append to the
+        pending list under it, unseen by the sort lock."""
         if not self._pending:
             return self._sorted
         with self._sort_lock:
-            self._merge_pending()
+            pending = self._pending
+            if pending:
+                self._sorted.update(pending)
+                self._pending = []
         return self._sorted
 
-    def _merge_pending(self) -> None:
-        pending = self._pending
-        if pending:
-            if len(pending) <= _INSORT_LIMIT:
-                for key in pending:
-                    insort(self._sorted, key)
-            else:
-                pending.sort()
-                # Two sorted runs: the sort merges them in linear time.
-                self._sorted = sorted(self._sorted + pending)
-            self._pending = []
-
-    def _key_range(self, lo: bytes, hi: bytes | None) -> list[bytes]:
+    def _bounds(self, lo: bytes | None, hi: bytes | None) -> tuple[SortedList, int, int]:
+        """The sorted keys and the index range of ``lo <= key < hi`` (None: unbounded)."""
         keys = self.sorted_keys()
-        start = bisect_left(keys, lo)
-        end = len(keys) if hi is None else bisect_left(keys, hi, start)
-        return keys[start:end]
+        start = 0 if lo is None else keys.bisect_left(lo)
+        end = len(keys) if hi is None else keys.bisect_left(hi)
+        return keys, start, max(start, end)
 
     def range_items(
         self,
@@ -116,24 +114,18 @@ class MemTable:
         ``hi`` going forward, the new ``lo`` going backward. Otherwise it is None.
         """
         entries = self.entries
-        keys = self.sorted_keys()
-        start = bisect_left(keys, lo)
-        end = len(keys) if hi is None else bisect_left(keys, hi, start)
+        keys, start, end = self._bounds(lo, hi)
         if limit is None:
-            picked = keys[start:end]
-            if reverse:
-                picked.reverse()
+            picked = keys.islice(start, end, reverse)
             return [(k, *entries[k]) for k in picked], None
         if limit <= 0:
             return [], lo  # as a bound either way, lo leaves an empty range
         copied: list[RawEntry] = []
         found = 0
-        indexes = range(end - 1, start - 1, -1) if reverse else range(start, end)
-        for i in indexes:
+        for key in keys.islice(start, end, reverse):
             if found >= limit:
-                key = copied[-1][0]
-                return copied, key if reverse else key + b"\x00"
-            key = keys[i]
+                last = copied[-1][0]
+                return copied, last if reverse else last + b"\x00"
             flags, expire_ms, value = entries[key]
             copied.append((key, flags, expire_ms, value))
             if is_live(flags, expire_ms, now_ms):
@@ -146,10 +138,8 @@ class MemTable:
         """Entries with ``lo <= key < hi`` as new lists ``(keys, flags, stored values)``,
         values prefixed by their expiry where they have one (a snapshot, like SSTable
         columns)."""
-        keys = self.sorted_keys()
-        start = 0 if lo is None else bisect_left(keys, lo)
-        end = len(keys) if hi is None else bisect_left(keys, hi, start)
-        picked = keys[start:end]
+        keys, start, end = self._bounds(lo, hi)
+        picked = list(keys.islice(start, end))
         found = list(map(self.entries.__getitem__, picked))
         flags = bytes(map(_first, found))
         if any(map(HAS_TTL.__and__, flags)):
@@ -161,9 +151,20 @@ class MemTable:
     def iter_range(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[RawEntry]:
         """Entries with ``lo <= key < hi`` without copying; only for an immutable memtable."""
         entries = self.entries
-        keys = self._key_range(lo, hi)
-        for k in reversed(keys) if reverse else keys:
+        keys, start, end = self._bounds(lo, hi)
+        for k in keys.islice(start, end, reverse):
             yield (k, *entries[k])
+
+    def first_entries(self, lo: bytes, hi: bytes | None, reverse: bool, n: int) -> list[RawEntry]:
+        """The first ``n`` entries of :meth:`iter_range` as a list; only for an immutable
+        memtable."""
+        entries = self.entries
+        keys, start, end = self._bounds(lo, hi)
+        if reverse:
+            start = max(start, end - n)
+        else:
+            end = min(end, start + n)
+        return [(k, *entries[k]) for k in keys.islice(start, end, reverse)]
 
     def columns(self) -> tuple[list[bytes], bytes, list[bytes]]:
         """Every entry as columns, for flushing: :meth:`columns_between` unbounded."""

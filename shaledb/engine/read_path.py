@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from functools import partial
+from operator import itemgetter
 
 from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE
@@ -26,6 +28,7 @@ HEAP_MERGE_LIMIT = 1000
 #: Entries per window of a long scan, and a typical block's entry count to sample by.
 _WINDOW_ENTRIES = 4096
 _ENTRIES_PER_BLOCK = 32
+_key = itemgetter(0)
 
 
 def get(state: EngineState, key: bytes, now_ms: Callable[[], int]) -> RawFound | None:
@@ -63,6 +66,8 @@ def scan(
     ``lock`` (the write lock, held only while the memtable is copied)."""
     if limit is None or limit > HEAP_MERGE_LIMIT:
         return _scan_windows(state_of, lock, lo, hi, reverse, now_ms)
+    if limit <= 0:
+        return iter(())
     with lock:
         state = state_of()
         copied, bound = state.mem.range_items(lo, hi, reverse, limit, now_ms)
@@ -73,6 +78,94 @@ def scan(
             lo = bound
         else:
             hi = bound
+    found = _short_scan(state, copied, bound is not None, lo, hi, reverse, limit, now_ms)
+    if found is not None:
+        return iter(found)
+    return _heap_scan(state, copied, lo, hi, reverse, now_ms)
+
+
+def _short_scan(
+    state: EngineState,
+    copied: list[RawEntry],
+    copy_cut: bool,
+    lo: bytes,
+    hi: bytes | None,
+    reverse: bool,
+    limit: int,
+    now_ms: int,
+) -> list[RawEntry] | None:
+    """The scan's result when the first ``limit`` entries of every source settle it.
+
+    The largest source (by entries) is read first, ``limit`` entries; every other
+    source only up to the last of those, at most ``limit`` entries, so each decodes
+    about its share of the result. The lists are merged in C: one dict, oldest source
+    first so the newest entry of a key wins, and one sort. Every source has given all
+    its keys up to the nearest last key of a source that was cut short, so the merged
+    entries up to it are final. None when fewer than ``limit`` of those are live (dead
+    entries in the way): then the entry-by-entry merge runs instead.
+    """
+    version = state.version
+    # (size, reader) of every source but the memtable copy, newest first.
+    readers: list[tuple[int, Callable[[bytes, bytes | None], list[RawEntry]]]] = []
+    for imm in state.imms:
+        readers.append((len(imm), partial(imm.first_entries, reverse=reverse, n=limit)))
+    for f in version.levels[0]:
+        if f.overlaps(lo, hi):
+            readers.append((f.entries, partial(f.table.first_entries, reverse=reverse, n=limit)))
+    for level in range(1, NUM_LEVELS):
+        files = version.levels[level]
+        if files:
+            size = sum(f.entries for f in files)
+            readers.append((size, partial(version.first_entries, level, reverse=reverse, n=limit)))
+    lists: list[list[RawEntry]] = [copied, *([] for _ in readers)]
+    cuts = [copied[-1][0]] if copy_cut else []
+    if readers:
+        largest = max(range(len(readers)), key=lambda i: readers[i][0])
+        lists[largest + 1] = first = readers[largest][1](lo, hi)
+        if len(first) >= limit:
+            # The others need nothing past the largest source's last key.
+            if reverse:
+                lo = first[-1][0]
+            else:
+                hi = first[-1][0] + b"\x00"
+        for i, (_, read) in enumerate(readers):
+            if i != largest:
+                lists[i + 1] = read(lo, hi)
+    for entries in lists[1:]:
+        if len(entries) >= limit:
+            cuts.append(entries[-1][0])
+    lists = [entries for entries in lists if entries]
+    if len(lists) == 1:
+        merged = lists[0]
+    else:
+        by_key: dict[bytes, RawEntry] = {}
+        for entries in reversed(lists):
+            by_key.update(zip(map(_key, entries), entries))
+        merged = list(map(by_key.__getitem__, sorted(by_key, reverse=reverse)))
+    cut = (max(cuts) if reverse else min(cuts)) if cuts else None
+    out: list[RawEntry] = []
+    for entry in merged:
+        key = entry[0]
+        if cut is not None and (key < cut if reverse else key > cut):
+            return None
+        flags = entry[1]
+        # is_live, inlined.
+        if not flags & MAYBE_DEAD or not (flags & TOMBSTONE or entry[2] <= now_ms):
+            out.append(entry)
+            if len(out) == limit:
+                return out
+    return out if cut is None else None
+
+
+def _heap_scan(
+    state: EngineState,
+    copied: list[RawEntry],
+    lo: bytes,
+    hi: bytes | None,
+    reverse: bool,
+    now_ms: int,
+) -> Iterator[RawEntry]:
+    """A short scan merged entry by entry: a heap over every source, newest first."""
     sources: list[Iterator[RawEntry]] = [iter(copied)]
     sources.extend(imm.iter_range(lo, hi, reverse) for imm in state.imms)
     version = state.version

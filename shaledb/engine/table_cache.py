@@ -11,7 +11,12 @@ if TYPE_CHECKING:
 
 
 class TableCache:
-    """Bounds how many tables keep their index, filter and file loaded (LRU). Thread-safe."""
+    """Bounds how many tables keep their index, filter and file loaded. Thread-safe.
+
+    Eviction is second-chance over load order: a read only sets the table's
+    ``referenced`` flag (no lock, no reordering on the read path), and a flagged table
+    at the old end is kept once more instead of being unloaded.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -23,22 +28,20 @@ class TableCache:
         return len(self._tables)
 
     def admit(self, table: SSTable) -> None:
-        """Record a table that just loaded; unload the least recently used beyond the bound."""
+        """Record a table that just loaded; unload one not read lately beyond the bound."""
         with self._lock:
             self.loads += 1
-            self._tables[table.number] = table
-            self._tables.move_to_end(table.number)
-            while len(self._tables) > self.capacity:
-                _, victim = self._tables.popitem(last=False)
-                victim.unload()
-
-    def touch(self, table: SSTable) -> None:
-        # Lock-free like the block cache: each call is atomic; a lost race re-admits.
-        try:
-            self._tables.move_to_end(table.number)
-        except KeyError:
-            if table.loaded:
-                self.admit(table)
+            tables = self._tables
+            tables[table.number] = table
+            tables.move_to_end(table.number)
+            # Each pass unloads a table or clears one flag, so this ends.
+            while len(tables) > self.capacity:
+                number, victim = tables.popitem(last=False)
+                if victim.referenced and victim is not table:
+                    victim.referenced = False
+                    tables[number] = victim
+                else:
+                    victim.unload()
 
     def forget(self, number: int) -> None:
         """Stop tracking a deleted table."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shaledb.engine import bloom
-from shaledb.engine.base import RawFound
+from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.sstable.reader import SSTable
 from shaledb.engine.version_edit import TableFile, VersionEdit
 
@@ -88,6 +88,35 @@ class Version:
                 if found is not None:
                     return found
         return None
+
+    def first_entries(
+        self, level: int, lo: bytes, hi: bytes | None, reverse: bool, n: int
+    ) -> list[RawEntry]:
+        """The first ``n`` stored entries of ``lo <= key < hi`` in one level >= 1 (whose
+        tables are disjoint), in scan order: the tables are found by bisecting."""
+        files = self.levels[level]
+        largest = self._largest[level]
+        out: list[RawEntry] = []
+        if not reverse:
+            for i in range(bisect_left(largest, lo), len(files)):
+                f = files[i]
+                if hi is not None and f.smallest >= hi:
+                    break
+                out += f.table.first_entries(lo, hi, False, n - len(out))
+                if len(out) >= n:
+                    break
+            return out
+        start = len(files) - 1 if hi is None else min(bisect_left(largest, hi), len(files) - 1)
+        for i in range(start, -1, -1):
+            f = files[i]
+            if f.largest < lo:
+                break
+            if hi is not None and f.smallest >= hi:
+                continue
+            out += f.table.first_entries(lo, hi, True, n - len(out))
+            if len(out) >= n:
+                break
+        return out
 
     def overlapping(self, level: int, lo: bytes | None, hi: bytes | None) -> list[FileMeta]:
         return [f for f in self.levels[level] if f.overlaps(lo, hi)]

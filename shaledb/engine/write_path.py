@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
-from shaledb.engine import filenames
-from shaledb.engine.base import RawOp
+from shaledb.engine import filenames, read_path
+from shaledb.engine.base import RawFound, RawOp
 from shaledb.engine.batch import encode_batch
+from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.group_commit import DeferredSync
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
@@ -98,34 +99,67 @@ class WritePath:
                 return False
             if not ops:
                 return True
-            versions = self._versions
-            seq = versions.last_seq + 1
-            try:
-                position = self.wal.append(encode_batch(seq, ops))
-            except StorageError as exc:
-                # A partial record may be in the log: nothing may follow it.
-                self.error = exc
-                self._held_up = True
-                raise
-            versions.last_seq += len(ops)
-            # Read now, not before _make_room: it may release the lock, and a rotation
-            # meanwhile would leave the old memtable frozen.
-            mem = self.state.mem
-            if len(ops) == 1:  # most writes: no loop to set up
-                flags, key, expire_ms, value = ops[0]
-                mem.put(key, flags, expire_ms, value)
-            else:
-                for flags, key, expire_ms, value in ops:
-                    mem.put(key, flags, expire_ms, value)
-            mem.last_seq = versions.last_seq
-            if (
-                mem.approximate_bytes >= self._flush_bytes
-                or len(mem.entries) >= self._flush_entries
-            ):
-                self._rotate()
+            position = self._apply(ops)
         if self._sync_always:
             self._deferred.sync_or_defer(position)
         return True
+
+    def delete(self, op: RawOp, now_ms: Callable[[], int]) -> bool:
+        """Apply the tombstone ``op`` if its key holds a live entry; whether it did.
+
+        The same as ``write((op,), condition=<the key is live>)`` at the cost of one
+        read taken before the write lock. That read stays true under the lock unless
+        the key was written since, and every write lands in the active memtable: so
+        while the memtable is the one the read saw, its entry for the key (if any)
+        is all that can have changed the answer; after a rotation the read is redone
+        under the lock. Flushes and compactions move entries without changing what a
+        read finds.
+        """
+        key = op[1]
+        seen = self.state
+        found = read_path.get(seen, key, now_ms)
+        with self.lock:
+            if self._held_up:
+                self._make_room()
+            state = self.state
+            if state.mem is not seen.mem:
+                found = read_path.get(state, key, now_ms)
+            elif key in state.mem.entries:
+                found = _live(state.mem.entries[key], now_ms)
+            elif found is not None:
+                found = _live(found, now_ms)  # expired meanwhile
+            if found is None:
+                return False
+            position = self._apply((op,))
+        if self._sync_always:
+            self._deferred.sync_or_defer(position)
+        return True
+
+    def _apply(self, ops: Sequence[RawOp]) -> int:
+        """Number, log and apply ``ops``; the WAL position to sync to. Holds the lock."""
+        versions = self._versions
+        seq = versions.last_seq + 1
+        try:
+            position = self.wal.append(encode_batch(seq, ops))
+        except StorageError as exc:
+            # A partial record may be in the log: nothing may follow it.
+            self.error = exc
+            self._held_up = True
+            raise
+        versions.last_seq += len(ops)
+        # Read now, not before _make_room: it may release the lock, and a rotation
+        # meanwhile would leave the old memtable frozen.
+        mem = self.state.mem
+        if len(ops) == 1:  # most writes: no loop to set up
+            flags, key, expire_ms, value = ops[0]
+            mem.put(key, flags, expire_ms, value)
+        else:
+            for flags, key, expire_ms, value in ops:
+                mem.put(key, flags, expire_ms, value)
+        mem.last_seq = versions.last_seq
+        if mem.approximate_bytes >= self._flush_bytes or len(mem.entries) >= self._flush_entries:
+            self._rotate()
+        return position
 
     def _sync_to(self, position: int) -> None:
         try:
@@ -236,3 +270,11 @@ class WritePath:
             self.error = error
             self._held_up = True
             self.cond.notify_all()
+
+
+def _live(raw: RawFound, now_ms: Callable[[], int]) -> RawFound | None:
+    """``raw`` if it is live now (read_path.get's test, for one memtable entry)."""
+    flags = raw[0]
+    if flags & MAYBE_DEAD and (flags & TOMBSTONE or raw[1] <= now_ms()):
+        return None
+    return raw

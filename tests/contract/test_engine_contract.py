@@ -42,6 +42,47 @@ def test_write_then_get(engine: Any) -> None:
     assert engine.get(b"c") is None
 
 
+def test_delete_says_whether_a_live_key_was_there(engine: Any, clock: Any) -> None:
+    engine.write([put(b"a", b"1"), (HAS_TTL, b"t", engine.now_ms() + 1000, b"x")])
+    engine.flush()  # "a" and "t" now in a table, where there is one
+    engine.write([put(b"m", b"2")])
+    assert engine.delete(TOMBSTONE, b"a") is True
+    assert engine.delete(TOMBSTONE, b"a") is False
+    assert engine.delete(TOMBSTONE, b"m") is True and engine.get(b"m") is None
+    assert engine.delete(TOMBSTONE, b"never") is False
+    clock.advance(2)
+    assert engine.delete(TOMBSTONE, b"t") is False  # expired: not there
+    assert engine.get(b"a") is None and items(engine) == []
+
+
+def test_racing_deletes_of_one_key_succeed_once(engine: Any) -> None:
+    # Four threads delete the same key at once, after each put: exactly one may say
+    # the key was there, whether the put is in a memtable or (after a flush) a table.
+    threads = 4
+    barrier = threading.Barrier(threads + 1)
+    said_yes: list[int] = []
+
+    def deleter() -> None:
+        for _ in range(60):
+            barrier.wait()
+            if engine.delete(TOMBSTONE, b"k"):
+                said_yes.append(1)
+            barrier.wait()
+
+    workers = [threading.Thread(target=deleter) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for round_ in range(60):
+        engine.write([put(b"k", b"%d" % round_)])
+        if round_ % 10 == 0:
+            engine.flush()
+        barrier.wait()
+        barrier.wait()
+        assert len(said_yes) == round_ + 1, round_
+    for w in workers:
+        w.join()
+
+
 def test_overwrite_and_delete(engine: Any) -> None:
     engine.write([put(b"k", b"old")])
     engine.write([put(b"k", b"new")])

@@ -107,6 +107,22 @@ class HashLogEngine:
     def put(self, flags: int, key: bytes, value: bytes) -> None:
         self._store.put(flags, key, 0, value)
 
+    def delete(self, flags: int, key: bytes) -> bool:
+        """Whether the key held a live entry is in the index: no data is read, and a key
+        that is not live returns False without taking the write lock."""
+        entries, now_ms = self._entries, self.now_ms
+
+        def live() -> bool:
+            loc = entries.get(key)
+            if loc is None:
+                return False
+            return not (loc[3] & MAYBE_DEAD and (loc[3] & TOMBSTONE or loc[4] <= now_ms()))
+
+        if not live():
+            self._store.check_readable()
+            return False
+        return self._store.write(((flags, key, 0, b""),), live)
+
     def deferred_sync(self) -> AbstractContextManager[None]:
         return self._store.deferred_sync()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from shaledb.engine import block as blocks
@@ -40,7 +40,11 @@ class _Parts(NamedTuple):
     last_keys: list[bytes]
     offsets: list[int]
     sizes: list[int]
-    filter: bloom.BloomFilter | None
+    #: The filter's words and their count (None: no filter), probed inline by ``get``.
+    filter_words: Sequence[int] | None
+    filter_nwords: int
+    #: The block cache's key of each data block, made once instead of once per read.
+    cache_keys: list[tuple[int, int]]
 
 
 class SSTable:
@@ -69,7 +73,10 @@ class SSTable:
         self._fs = fs
         self._cache = cache
         self._open_tables = open_tables
+        self._blocks = cache.blocks
         self._loaded: _Parts | None = None
+        #: Set by every read; the table cache gives a flagged table a second chance.
+        self.referenced = False
         self._parts()  # load now: damage is reported when the table is opened
 
     def _parts(self) -> _Parts:
@@ -78,8 +85,8 @@ class SSTable:
             loaded = self._loaded = self._load()
             if self._open_tables is not None:
                 self._open_tables.admit(self)
-        elif self._open_tables is not None:
-            self._open_tables.touch(self)
+        else:
+            self.referenced = True
         return loaded
 
     def delete_when_unused(self, fs: FileSystem) -> None:
@@ -136,8 +143,16 @@ class SSTable:
                 raise CorruptionError(
                     f"{path}: filter block at offset {filter_off}: {exc}", path, filter_off
                 ) from None
+        offsets = [h[0] for h in handles]
+        number = self.number
         return _Parts(
-            file, index.keys, [h[0] for h in handles], [h[1] for h in handles], table_filter
+            file,
+            index.keys,
+            offsets,
+            [h[1] for h in handles],
+            None if table_filter is None else table_filter.words,
+            1 if table_filter is None else table_filter.nwords,
+            [(number, offset) for offset in offsets],
         )
 
     def _read_block(self, file: RandomAccessFile, offset: int, size: int, part: str) -> bytes:
@@ -148,13 +163,17 @@ class SSTable:
             )
         return blocks.unseal(raw, self.path, offset, part)
 
-    def _block(self, parts: _Parts, i: int, fill_cache: bool = True) -> Block:
+    def _block(
+        self, parts: _Parts, i: int, fill_cache: bool = True, for_scan: bool = False
+    ) -> Block:
+        """Data block ``i``, from the cache or the file; one read for a scan keeps its
+        keys decoded (see :class:`Block`), one for a point read does not."""
         offset = parts.offsets[i]
-        key = (self.number, offset)
+        key = parts.cache_keys[i]
         block = self._cache.get(key)
         if block is None:
             contents = self._read_block(parts.file, offset, parts.sizes[i], "data block")
-            block = Block(contents, self.path, offset)
+            block = Block(contents, self.path, offset, decode_keys=for_scan and fill_cache)
             if fill_cache:
                 self._cache.put(key, block)
         return block
@@ -164,24 +183,28 @@ class SSTable:
 
         ``key_hashes``: the key's :func:`bloom.hashes`, when the caller has them already.
         """
+        # The steps of _parts, the filter probe and the cache hit are inlined: this runs
+        # once per table a point read reaches.
         parts = self._loaded
-        if parts is None or self._open_tables is not None:
+        if parts is None:
             parts = self._parts()
-        if parts.filter is not None and not parts.filter.may_contain_hashed(
-            key_hashes or bloom.hashes(key)
-        ):
-            return None
+        self.referenced = True
+        words = parts.filter_words
+        if words is not None:
+            word, bits = key_hashes or bloom.hashes(key)
+            if words[word % parts.filter_nwords] & bits != bits:
+                return None
         i = bisect_left(parts.last_keys, key)
         if i == len(parts.last_keys):
             return None
-        block = self._cache.get((self.number, parts.offsets[i]))
+        block = self._blocks.get(parts.cache_keys[i])
         if block is None:
             block = self._block(parts, i)
-        keys = block.keys
-        j = bisect_left(keys, key)
-        if j < len(keys) and keys[j] == key:
-            return block.entry(j)
-        return None
+        else:
+            block.referenced = True
+            self._cache.hits += 1
+        j = block.find(key)
+        return None if j < 0 else block.entry(j)
 
     def iter_range(
         self, lo: bytes, hi: bytes | None, reverse: bool = False, fill_cache: bool = True
@@ -192,18 +215,53 @@ class SSTable:
         nblocks = len(last_keys)
         if not reverse:
             for i in range(bisect_left(last_keys, lo), nblocks):
-                block = self._block(parts, i, fill_cache)
-                yield from block.iter_from(bisect_left(block.keys, lo), hi)
+                block = self._block(parts, i, fill_cache, for_scan=True)
+                yield from block.iter_from(block.lower_bound(lo), hi)
                 if hi is not None and last_keys[i] >= hi:
                     return
             return
         start = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
         for i in range(start, -1, -1):
-            block = self._block(parts, i, fill_cache)
-            top = len(block.keys) - 1 if hi is None else bisect_left(block.keys, hi) - 1
+            block = self._block(parts, i, fill_cache, for_scan=True)
+            top = len(block) - 1 if hi is None else block.lower_bound(hi) - 1
             yield from block.iter_down(top, lo)
             if i > 0 and last_keys[i - 1] < lo:
                 return
+
+    def first_entries(self, lo: bytes, hi: bytes | None, reverse: bool, n: int) -> list[RawEntry]:
+        """The first ``n`` entries of :meth:`iter_range` as a list: only the blocks and
+        the entries of them that it returns are decoded (a short scan's source)."""
+        out: list[RawEntry] = []
+        parts = self._parts()
+        last_keys = parts.last_keys
+        nblocks = len(last_keys)
+        if not reverse:
+            i = bisect_left(last_keys, lo)
+            first = True
+            while i < nblocks and len(out) < n:
+                block = self._block(parts, i, for_scan=True)
+                start = block.lower_bound(lo) if first else 0
+                last = hi is not None and last_keys[i] >= hi
+                end = block.lower_bound(hi, start) if hi is not None and last else len(block)
+                out += block.entries(start, min(end, start + n - len(out)))
+                if last:
+                    break
+                first = False
+                i += 1
+            return out
+        i = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
+        while i >= 0 and len(out) < n:
+            block = self._block(parts, i, for_scan=True)
+            top = len(block) if hi is None else block.lower_bound(hi)
+            last = i == 0 or last_keys[i - 1] < lo
+            bottom = block.lower_bound(lo, 0, top) if last else 0
+            picked = block.entries(max(bottom, top - (n - len(out))), top)
+            picked.reverse()
+            out += picked
+            if last:
+                break
+            i -= 1
+        return out
 
     @property
     def block_last_keys(self) -> list[bytes]:
@@ -217,7 +275,7 @@ class SSTable:
 
     @property
     def has_filter(self) -> bool:
-        return self._parts().filter is not None
+        return self._parts().filter_words is not None
 
     def columns_in(
         self, lo: bytes | None, hi: bytes | None
@@ -231,8 +289,8 @@ class SSTable:
         first = 0 if lo is None else bisect_left(last_keys, lo)
         for i in range(first, len(last_keys)):
             block = self._block(parts, i, fill_cache=False)
-            start = 0 if lo is None or i != first else bisect_left(block.keys, lo)
-            end = len(block.keys) if hi is None else bisect_left(block.keys, hi)
+            start = 0 if lo is None or i != first else block.lower_bound(lo)
+            end = len(block) if hi is None else block.lower_bound(hi, start)
             if start < end:
                 k, f, v = block.columns(start, end)
                 keys += k

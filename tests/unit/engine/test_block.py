@@ -85,3 +85,39 @@ def test_contents_that_do_not_decode_are_corruption(contents: bytes) -> None:
     with pytest.raises(CorruptionError) as info:
         Block(contents, "f.sst", 77)
     assert "f.sst" in str(info.value) and "77" in str(info.value)
+
+
+def test_find_skips_matches_inside_and_across_keys() -> None:
+    # "bc" occurs inside "abcd" and across "ab" | "cd"; only the real key counts, and
+    # after a run of false matches the lookup bisects instead.
+    keys = [b"ab", b"abcd", b"b", b"bc", b"cd"]
+    block = Block(blocks.encode(keys, bytes(len(keys)), [k.upper() for k in keys]))
+    for i, key in enumerate(keys):
+        assert block.find(key) == i and block.get(key) == (0, 0, key.upper())
+    assert block.find(b"bcd") == -1 and block.find(b"abc") == -1 and block.find(b"") == -1
+    many = [b"a" * n for n in range(1, 40)]
+    block = Block(blocks.encode(many, bytes(len(many)), many))
+    assert [block.find(k) for k in many] == list(range(len(many)))
+    assert block.find(b"a" * 40) == -1
+
+
+def test_lower_bound_and_entries_decode_only_a_range() -> None:
+    block = Block(_contents())
+    keys = [e[0] for e in ENTRIES]
+    for probe in [b"", b"apple", b"b", b"banana", b"cherry", b"d", b"zz"]:
+        import bisect
+
+        assert block.lower_bound(probe) == bisect.bisect_left(keys, probe)
+    assert block.entries(1, 4) == ENTRIES[1:4]
+    assert block.entries(3, 3) == []
+    assert [block.key(i) for i in range(len(block))] == keys
+
+
+def test_a_block_with_decoded_keys_reads_the_same_and_counts_them() -> None:
+    plain, decoded = Block(_contents()), Block(_contents(), decode_keys=True)
+    assert decoded.memory_bytes() > plain.memory_bytes()
+    for probe in [b"", b"b", b"banana", b"date", b"zz"]:
+        assert decoded.lower_bound(probe) == plain.lower_bound(probe)
+        assert decoded.get(probe) == plain.get(probe)
+    assert decoded.entries(0, len(ENTRIES)) == plain.entries(0, len(ENTRIES)) == ENTRIES
+    assert list(decoded.iter_down(4, b"b")) == list(plain.iter_down(4, b"b"))

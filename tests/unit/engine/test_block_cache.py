@@ -59,3 +59,18 @@ def test_forget_table_drops_only_that_table() -> None:
     assert cache.get((1, 0)) is None and cache.get((1, 100)) is None
     assert cache.get((2, 0)) is not None
     assert cache.used == _block().memory_bytes()
+
+
+def test_a_block_hit_since_the_last_eviction_gets_a_second_chance() -> None:
+    one = _block().memory_bytes()
+    cache = BlockCache(one * 2)
+    cache.put((1, 0), _block())
+    cache.put((1, 1), _block())
+    assert cache.get((1, 0)) is not None  # a hit flags it
+    cache.put((1, 2), _block())  # (1, 0) is kept once more, its flag cleared; (1, 1) goes
+    assert list(cache.blocks) == [(1, 2), (1, 0)]  # looking at the map flags nothing
+    cache.put((1, 3), _block())  # (1, 2) was never hit
+    assert list(cache.blocks) == [(1, 0), (1, 3)]
+    cache.put((1, 4), _block())  # (1, 0) not hit since its last chance: it goes now
+    assert list(cache.blocks) == [(1, 3), (1, 4)]
+    assert cache.used <= cache.capacity

@@ -89,3 +89,22 @@ def test_range_items_with_a_limit_stops_after_enough_live_entries() -> None:
     # Fewer live entries than the limit: everything, no bound.
     copied, bound = mem.range_items(b"d", None, limit=10, now_ms=1000)
     assert [e[0] for e in copied] == [b"d", b"e", b"f"] and bound is None
+
+
+def test_order_is_kept_across_bursts_of_puts_between_ordered_reads() -> None:
+    # Small and large bursts of new keys between scans: both ways of merging the
+    # pending keys into the sorted ones must give the same order.
+    rng = random.Random(9)
+    mem = MemTable(1)
+    model: dict[bytes, bytes] = {}
+    for burst in [1, 5, 300, 2, 1000, 3]:
+        for _ in range(burst):
+            key = b"%05d" % rng.randrange(20_000)
+            mem.put(key, 0, 0, key)
+            model[key] = key
+        assert [e[0] for e in mem] == sorted(model)
+        lo = b"%05d" % rng.randrange(20_000)
+        want = [k for k in sorted(model) if k >= lo][:7]
+        assert [e[0] for e in mem.first_entries(lo, None, False, 7)] == want
+        down = [k for k in sorted(model, reverse=True) if k < lo][:7]
+        assert [e[0] for e in mem.first_entries(b"", lo, True, 7)] == down

@@ -264,3 +264,16 @@ def test_a_damaged_compressed_block_is_corruption(tmp_path: Path) -> None:
     sealed[10] ^= 0xFF
     with pytest.raises(CorruptionError, match="checksum"):
         blocks.unseal(bytes(sealed), "t.sst", 0, "data block")
+
+
+def test_first_entries_match_iter_range_in_both_directions(table: SSTable, entries: list) -> None:
+    rng = random.Random(5)
+    keys = [e[0] for e in entries]
+    probes = [b"", b"zzz", keys[0], keys[-1]] + [rng.choice(keys) for _ in range(30)]
+    probes += [k + b"\x00" for k in probes[4:10]]
+    for lo in probes:
+        for hi in [None, rng.choice(keys), lo + b"\x00"]:
+            for n in (1, 7, 40):
+                for reverse in (False, True):
+                    want = list(table.iter_range(lo, hi, reverse))[:n]
+                    assert table.first_entries(lo, hi, reverse, n) == want, (lo, hi, n, reverse)
