@@ -7,7 +7,9 @@ process raises :class:`~shaledb.errors.LockedError`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
@@ -16,6 +18,8 @@ from shaledb.engine.hashlog.index_file import decode_index
 from shaledb.engine.hashlog.layout import Layout, check_identity, read_catalog
 from shaledb.engine.hashlog.records import HEADER_SIZE, KIND_APPEND, RawRecord, Record
 from shaledb.errors import CorruptionError, StorageError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +56,29 @@ def layout_of(path: str, index_path: str | None) -> Layout:
     return Layout(path) if index_path is None else Layout.of_two_files(path, index_path)
 
 
+def run_locked(
+    path: str,
+    index_path: str | None,
+    fs: FileSystem | None,
+    work: Callable[[FileSystem, Layout], T],
+) -> T:
+    """``work(fs, layout)`` on the existing store at ``path`` while holding its lock.
+
+    Raises:
+        LockedError: another process has the store open.
+        StorageError: the store does not exist.
+    """
+    fs = fs or FileSystem()
+    if not fs.exists(path):
+        raise StorageError(f"{path} does not exist")
+    layout = layout_of(path, index_path)
+    lock = fs.lock(layout.lock_path)
+    try:
+        return work(fs, layout)
+    finally:
+        lock.release()
+
+
 def check_hashlog(
     path: str, index_path: str | None = None, fs: FileSystem | None = None
 ) -> HashLogCheckReport:
@@ -61,15 +88,7 @@ def check_hashlog(
         LockedError: another process has the store open.
         StorageError: the store does not exist or cannot be read.
     """
-    fs = fs or FileSystem()
-    if not fs.exists(path):
-        raise StorageError(f"{path} does not exist")
-    layout = layout_of(path, index_path)
-    lock = fs.lock(layout.lock_path)
-    try:
-        return _check(fs, layout)
-    finally:
-        lock.release()
+    return run_locked(path, index_path, fs, _check)
 
 
 def _check(fs: FileSystem, layout: Layout) -> HashLogCheckReport:

@@ -18,7 +18,7 @@ from shaledb.engine import filenames
 from shaledb.engine.entry import TOMBSTONE
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.hashlog import records
-from shaledb.engine.hashlog.check import layout_of
+from shaledb.engine.hashlog.check import run_locked
 from shaledb.engine.hashlog.layout import Layout, check_identity, encode_identity, read_catalog
 from shaledb.engine.hashlog.merge import Output, put_in_place
 from shaledb.engine.hashlog.records import HEADER_SIZE, KIND_APPEND, KIND_MERGE, Record
@@ -55,15 +55,7 @@ def repair_hashlog(
         StorageError: the store does not exist, or a file operation failed (then the
             old files are all still in place).
     """
-    fs = fs or FileSystem()
-    if not fs.exists(path):
-        raise StorageError(f"{path} does not exist")
-    layout = layout_of(path, index_path)
-    lock = fs.lock(layout.lock_path)
-    try:
-        return _repair(fs, layout)
-    finally:
-        lock.release()
+    return run_locked(path, index_path, fs, _repair)
 
 
 def _salvage(
