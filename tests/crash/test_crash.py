@@ -99,6 +99,23 @@ def replay(lines: list[str], state: dict[str, str]) -> tuple[dict[str, str], lis
     return state, pending, acked
 
 
+def assert_allowed(
+    found: dict[str, str], acknowledged: dict[str, str], pending: list | None, where: str
+) -> None:
+    """``found`` is the acknowledged state, or that state with the write in flight applied
+    (all of it: a write is atomic); else the test fails, naming what differs."""
+    allowed = [acknowledged]
+    if pending is not None:
+        allowed.append(apply(acknowledged, pending))
+    if found not in allowed:
+        lost = {k: v for k, v in acknowledged.items() if found.get(k) != v}
+        extra = {k: v for k, v in found.items() if acknowledged.get(k) != v}
+        pytest.fail(
+            f"{where}: the database differs from every allowed state; in flight: "
+            f"{pending}; differing acknowledged keys: {lost}; unexpected: {extra}"
+        )
+
+
 @pytest.mark.crash
 @pytest.mark.parametrize("mode", ["always", "everysec", "never"])
 def test_acknowledged_writes_survive_sigkill(
@@ -119,16 +136,7 @@ def test_acknowledged_writes_survive_sigkill(
         with shaledb.open(str(directory)) as db:
             found = dict(db.scan())
             stats = db.stats()
-        allowed = [acknowledged]
-        if pending is not None:
-            allowed.append(apply(acknowledged, pending))
-        if found not in allowed:
-            lost = {k: v for k, v in acknowledged.items() if found.get(k) != v}
-            extra = {k: v for k, v in found.items() if acknowledged.get(k) != v}
-            pytest.fail(
-                f"round {round_} ({mode}): database differs from every allowed state; "
-                f"in flight: {pending}; differing acknowledged keys: {lost}; unexpected: {extra}"
-            )
+        assert_allowed(found, acknowledged, pending, f"round {round_} ({mode})")
         state = found
         # Sequence numbers never go back across a kill: each reopen continues after
         # every write the log holds, and there is at least one write per live key.

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 import pytest
-from test_crash import apply, replay, run_child_until_killed
+from test_crash import assert_allowed, replay, run_child_until_killed
 
 import shaledb
 from shaledb.engine.hashlog import HashLogEngine, check_hashlog
@@ -35,16 +35,7 @@ def rounds(tmp_path: Path, mode: str, count: int, env: dict[str, str]) -> int:
         assert report.healthy, report.damage
         with shaledb.DB.over(HashLogEngine(str(directory))) as db:
             found = dict(db.scan())
-        allowed = [acknowledged]
-        if pending is not None:
-            allowed.append(apply(acknowledged, pending))
-        if found not in allowed:
-            lost = {k: v for k, v in acknowledged.items() if found.get(k) != v}
-            extra = {k: v for k, v in found.items() if acknowledged.get(k) != v}
-            pytest.fail(
-                f"round {round_} ({mode}): store differs from every allowed state; in "
-                f"flight: {pending}; differing acknowledged keys: {lost}; unexpected: {extra}"
-            )
+        assert_allowed(found, acknowledged, pending, f"round {round_} ({mode})")
         state = found
     return total_acked
 
