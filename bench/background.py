@@ -112,10 +112,11 @@ def run_mode(background_process: bool, puts: int) -> dict[str, Any]:
 
 def shipping(entries: int) -> dict[str, Any]:
     """What a flush of ``entries`` entries costs the engine process in worker mode: the
-    entries pickled as lists (the plain way) and as packed columns (what the engine
+    entries pickled as lists (the plain way) and as a packed memtable (what the engine
     sends), a whole flush job in the worker, and the same table built in-process."""
     from shaledb.engine import table_worker
     from shaledb.engine.fs import FileSystem
+    from shaledb.engine.memtable import MemTable
     from shaledb.engine.table_writer import TableOutputs, TableSettings
     from shaledb.engine.version_edit import TableFile
     from shaledb.options import Options
@@ -123,6 +124,9 @@ def shipping(entries: int) -> dict[str, Any]:
     rng = random.Random(SEED)
     keys = sorted({rng.randbytes(KEY_BYTES) for _ in range(entries)})
     columns = (keys, bytes(len(keys)), [rng.randbytes(VALUE_BYTES) for _ in keys])
+    mem = MemTable(1)
+    for key, value in zip(keys, columns[2]):
+        mem.put(key, 0, 0, value)
     settings = TableSettings.of(Options())
     directory = tempfile.mkdtemp(prefix="shaledb-bench-shipping-")
 
@@ -134,7 +138,7 @@ def shipping(entries: int) -> dict[str, Any]:
     try:
 
         def job(number: int) -> table_worker.FlushJob:
-            packed = table_worker.PackedColumns.of(columns)
+            packed = table_worker.PackedMemTable.of(mem)
             return table_worker.FlushJob(
                 FileSystem(), directory, settings, number, (1, len(keys)), packed
             )
@@ -142,7 +146,7 @@ def shipping(entries: int) -> dict[str, Any]:
         table_worker.for_flushes.run(job(1), lambda: False)  # the worker started before timing
         lists_cpu, lists = cpu(lambda: pickle.dumps(columns, pickle.HIGHEST_PROTOCOL))
         packed_cpu, packed = cpu(
-            lambda: pickle.dumps(table_worker.PackedColumns.of(columns), pickle.HIGHEST_PROTOCOL)
+            lambda: pickle.dumps(table_worker.PackedMemTable.of(mem), pickle.HIGHEST_PROTOCOL)
         )
         started = time.perf_counter()
         engine_cpu, _ = cpu(lambda: table_worker.for_flushes.run(job(2), lambda: False))

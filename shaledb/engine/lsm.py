@@ -217,7 +217,7 @@ class LSMEngine:
                 tables.settings,
                 self._versions.new_file_number(),
                 tables.flush_seqs(imm),
-                table_worker.PackedColumns.of(imm.columns()),
+                table_worker.PackedMemTable.of(imm),
             )
             built = self._in_worker(job, "flush")
             if built is not None:

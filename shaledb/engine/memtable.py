@@ -63,6 +63,15 @@ class MemTable:
         # An immutable memtable is sorted by the flusher and by scans at the same time.
         self._sort_lock = threading.Lock()
 
+    @classmethod
+    def holding(cls, entries: dict[bytes, RawFound]) -> MemTable:
+        """An immutable memtable of ``entries`` (another memtable's, as the table worker
+        receives them), to sort and flush."""
+        mem = cls(0)
+        mem.entries = entries
+        mem._pending = list(entries)
+        return mem
+
     def __len__(self) -> int:
         return len(self.entries)
 

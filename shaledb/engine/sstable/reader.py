@@ -23,8 +23,8 @@ from shaledb.engine.sstable.format import (
     MIN_FOOTER_SIZE,
     UNKNOWN_LEVEL,
     UNKNOWN_SEQS,
-    BlockHandle,
     Footer,
+    decode_handles,
 )
 from shaledb.errors import CorruptionError
 
@@ -129,9 +129,8 @@ class SSTable:
         self.written_level = footer.level
         index_off, index_size = footer.index_handle
         index = Block(self._read_block(file, index_off, index_size, "index block"), path, index_off)
-        handles = [
-            BlockHandle.decode(index.entry(i)[2], path, index_off) for i in range(len(index))
-        ]
+        last_keys, _, raw_handles = index.columns(0, len(index))
+        offsets, sizes = decode_handles(raw_handles, path, index_off)
         table_filter = None
         filter_off, filter_size = footer.filter_handle
         if filter_size:
@@ -143,13 +142,12 @@ class SSTable:
                 raise CorruptionError(
                     f"{path}: filter block at offset {filter_off}: {exc}", path, filter_off
                 ) from None
-        offsets = [h[0] for h in handles]
         number = self.number
         return _Parts(
             file,
-            index.keys,
+            last_keys,
             offsets,
-            [h[1] for h in handles],
+            sizes,
             None if table_filter is None else table_filter.words,
             1 if table_filter is None else table_filter.nwords,
             [(number, offset) for offset in offsets],

@@ -18,8 +18,9 @@ from worker_fs import GatedFS, noted_pids
 
 from shaledb.engine import table_worker
 from shaledb.engine.block_cache import BlockCache
-from shaledb.engine.entry import TOMBSTONE
+from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.fs import FileSystem
+from shaledb.engine.memtable import MemTable
 from shaledb.engine.sstable import SSTable
 from shaledb.engine.table_worker import CompactionJob, FlushJob, TableWorker
 from shaledb.engine.table_writer import TableSettings
@@ -36,9 +37,17 @@ def _columns(lo: int, hi: int, tag: bytes) -> tuple[list[bytes], bytes, list[byt
     return keys, bytes(len(keys)), [tag + k for k in keys]
 
 
+def _packed(columns: tuple[list[bytes], bytes, list[bytes]]) -> table_worker.PackedMemTable:
+    """A memtable holding ``columns`` (no expiry), packed as a flush job carries it."""
+    mem = MemTable(1)
+    for key, flag, value in zip(*columns, strict=True):
+        mem.put(key, flag, 0, value)
+    return table_worker.PackedMemTable.of(mem)
+
+
 def _flush(directory: Path, number: int, lo: int, hi: int, tag: bytes) -> FlushJob:
-    columns = table_worker.PackedColumns.of(_columns(lo, hi, tag))
-    return FlushJob(FileSystem(), str(directory), SETTINGS, number, (lo + 1, hi), columns)
+    entries = _packed(_columns(lo, hi, tag))
+    return FlushJob(FileSystem(), str(directory), SETTINGS, number, (lo + 1, hi), entries)
 
 
 def _read(directory: Path, table: TableFile) -> list[tuple[bytes, int, bytes]]:
@@ -88,7 +97,7 @@ def test_a_compaction_job_merges_newest_first_and_drops_what_it_may(
             SETTINGS,
             2,
             (401, 800),
-            table_worker.PackedColumns.of((keys, flags, values)),
+            _packed((keys, flags, values)),
         ),
         lambda: False,
     )[0]
@@ -210,10 +219,13 @@ _PARENT = """
 import sys, time
 from shaledb.engine import table_worker
 from shaledb.engine.fs import FileSystem
+from shaledb.engine.memtable import MemTable
 from shaledb.engine.table_writer import TableSettings
+mem = MemTable(1)
+mem.put(b"k", 0, 0, b"v")
 job = table_worker.FlushJob(
     FileSystem(), sys.argv[1], TableSettings(256, 10, "none", 4096), 1, (1, 1),
-    table_worker.PackedColumns.of(([b"k"], bytes(1), [b"v"])),
+    table_worker.PackedMemTable.of(mem),
 )
 table_worker.for_flushes.run(job, lambda: False)
 print(table_worker.for_flushes.pid, flush=True)
@@ -242,12 +254,14 @@ def test_the_worker_exits_when_the_engine_process_dies(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("sizes", [[], [1], [0, 3, 1, 70_000, 0, 2]])
-def test_packed_columns_unpack_to_the_same_columns(sizes: list[int]) -> None:
-    keys = [bytes([i % 251]) * max(n, 1) for i, n in enumerate(sizes)]
-    values = [b"v" * n for n in sizes]  # empty values (tombstones) included
-    flags = bytes(i % 3 for i in range(len(sizes)))
-    packed = table_worker.PackedColumns.of((keys, flags, values))
-    assert pickle.loads(pickle.dumps(packed)).unpack() == (keys, flags, values)
+def test_a_packed_memtable_gives_the_columns_the_memtable_gives(sizes: list[int]) -> None:
+    mem = MemTable(1)
+    for i, n in enumerate(sizes):
+        # Keys out of order, empty values (tombstones), and expiry prefixes included.
+        flags = (TOMBSTONE, 0, HAS_TTL)[i % 3]
+        mem.put(bytes([(7 * i) % 251]) * max(n, 1), flags, 1000 + i if flags else 0, b"v" * n)
+    packed = table_worker.PackedMemTable.of(mem)
+    assert pickle.loads(pickle.dumps(packed)).columns() == mem.columns()
 
 
 def test_the_worker_outlives_the_thread_that_gave_it_its_first_job(

@@ -19,6 +19,7 @@ from shaledb.engine.sstable.format import (
     UNKNOWN_SEQS,
     BlockHandle,
     Footer,
+    decode_handles,
     seq_hull,
 )
 from shaledb.errors import CorruptionError
@@ -91,3 +92,18 @@ def test_flushes_and_compactions_record_ranges_that_cover_their_writes(tmp_path:
         db.compact()
     tables = list(directory.glob("*.sst"))
     assert [SSTable(FileSystem(), str(p), 0, BlockCache(0)).seq_range for p in tables] == [(1, 15)]
+
+
+def test_handles_decode_in_one_call_as_one_by_one() -> None:
+    handles = [BlockHandle(i * 4101, 4096 + i) for i in range(300)]
+    offsets, sizes = decode_handles([h.encode() for h in handles])
+    assert list(zip(offsets, sizes, strict=True)) == [tuple(h) for h in handles]
+    assert decode_handles([]) == ([], [])
+
+
+@pytest.mark.parametrize("cut", [1, -1])
+def test_a_handle_of_the_wrong_size_is_corruption_naming_the_file(cut: int) -> None:
+    good = BlockHandle(10, 20).encode()
+    bad = good[:-1] if cut < 0 else good + b"\0"
+    with pytest.raises(CorruptionError, match=r"t\.sst: index entry at offset 7 holds"):
+        decode_handles([good, bad, good], "t.sst", 7)
