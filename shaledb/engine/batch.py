@@ -25,13 +25,18 @@ OP_HEADER = struct.Struct("<BII")
 _SINGLE_PUT = struct.Struct("<" + BATCH_HEADER.format[1:] + OP_HEADER.format[1:])
 
 
+def encode_put(seq: int, flags: int, key: bytes, value: bytes) -> bytes:
+    """``encode_batch(seq, [(flags, key, 0, value)])`` for ``flags`` without HAS_TTL:
+    the hot path of single puts, the same bytes in one pack call."""
+    return _SINGLE_PUT.pack(seq, 1, flags, len(key), len(value)) + key + value
+
+
 def encode_batch(seq: int, ops: Sequence[RawOp]) -> bytes:
     """The payload of one WAL record for ``ops``, the first numbered ``seq``."""
     if len(ops) == 1:
         flags, key, _, value = ops[0]
         if not flags & HAS_TTL:
-            # The hot path of single puts: the same bytes in one pack call.
-            return _SINGLE_PUT.pack(seq, 1, flags, len(key), len(value)) + key + value
+            return encode_put(seq, flags, key, value)
     parts = [BATCH_HEADER.pack(seq, len(ops))]
     for flags, key, expire_ms, value in ops:
         parts.append(OP_HEADER.pack(flags, len(key), len(value)))

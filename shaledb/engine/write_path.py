@@ -19,8 +19,8 @@ from contextlib import AbstractContextManager
 
 from shaledb.engine import filenames, read_path
 from shaledb.engine.base import RawFound, RawOp
-from shaledb.engine.batch import encode_batch
-from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE
+from shaledb.engine.batch import encode_batch, encode_put
+from shaledb.engine.entry import HAS_TTL, MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.group_commit import DeferredSync
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.state import EngineState
@@ -103,6 +103,32 @@ class WritePath:
         if self._sync_always:
             self._deferred.sync_or_defer(position)
         return True
+
+    def put(self, flags: int, key: bytes, value: bytes) -> None:
+        """``write(((flags, key, 0, value),))``, the commonest write (a put without
+        expiry), in fewer calls: the same steps as :meth:`write` and :meth:`_apply`."""
+        if flags & HAS_TTL:  # not a put without expiry: the general path encodes it
+            self.write(((flags, key, 0, value),))
+            return
+        with self.lock:
+            if self._held_up:
+                self._make_room()
+            versions = self._versions
+            seq = versions.last_seq + 1
+            try:
+                position = self.wal.append(encode_put(seq, flags, key, value))
+            except StorageError as exc:
+                self.error = exc
+                self._held_up = True
+                raise
+            versions.last_seq = seq
+            mem = self.state.mem
+            mem.put(key, flags, 0, value)
+            mem.last_seq = seq
+            if mem.approximate_bytes >= self._flush_bytes or len(mem) >= self._flush_entries:
+                self._rotate()
+        if self._sync_always:
+            self._deferred.sync_or_defer(position)
 
     def delete(self, op: RawOp, now_ms: Callable[[], int]) -> bool:
         """Apply the tombstone ``op`` if its key holds a live entry; whether it did.
