@@ -71,11 +71,17 @@ class Version:
 
     def get(self, key: bytes) -> RawFound | None:
         """The newest stored entry for ``key`` (tombstones included), or None."""
-        # The bloom filter hashes, once for every table probed.
+        # The bloom filter hashes, once for every table probed; each table's filter is
+        # probed here (SSTable.filter), so a table without the key costs no call.
         hashes = bloom.hashes(key)
+        word, bits = hashes
         for meta in self.levels[0]:
             if meta.smallest <= key <= meta.largest:
-                found = meta.table.get(key, hashes)
+                table = meta.table
+                probe = table.filter
+                if probe is not None and probe[0][word % probe[1]] & bits != bits:
+                    continue
+                found = table.get(key, hashes)
                 if found is not None:
                     return found
         for level in range(1, NUM_LEVELS):
@@ -84,7 +90,11 @@ class Version:
                 continue
             i = bisect_left(self._largest[level], key)
             if i < len(files) and files[i].smallest <= key:
-                found = files[i].table.get(key, hashes)
+                table = files[i].table
+                probe = table.filter
+                if probe is not None and probe[0][word % probe[1]] & bits != bits:
+                    continue
+                found = table.get(key, hashes)
                 if found is not None:
                     return found
         return None

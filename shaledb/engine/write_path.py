@@ -113,20 +113,7 @@ class WritePath:
         with self.lock:
             if self._held_up:
                 self._make_room()
-            versions = self._versions
-            seq = versions.last_seq + 1
-            try:
-                position = self.wal.append(encode_put(seq, flags, key, value))
-            except StorageError as exc:
-                self.error = exc
-                self._held_up = True
-                raise
-            versions.last_seq = seq
-            mem = self.state.mem
-            mem.put(key, flags, 0, value)
-            mem.last_seq = seq
-            if mem.approximate_bytes >= self._flush_bytes or len(mem) >= self._flush_entries:
-                self._rotate()
+            position = self._apply_put(flags, key, value)
         if self._sync_always:
             self._deferred.sync_or_defer(position)
 
@@ -156,7 +143,7 @@ class WritePath:
                 found = _live(found, now_ms)  # expired meanwhile
             if found is None:
                 return False
-            position = self._apply((op,))
+            position = self._apply_put(op[0], key, op[3])
         if self._sync_always:
             self._deferred.sync_or_defer(position)
         return True
@@ -164,28 +151,42 @@ class WritePath:
     def _apply(self, ops: Sequence[RawOp]) -> int:
         """Number, log and apply ``ops``; the WAL position to sync to. Holds the lock."""
         versions = self._versions
+        position = self._log(encode_batch(versions.last_seq + 1, ops))
+        versions.last_seq += len(ops)
+        # Read now, not before _make_room: it may release the lock, and a rotation
+        # meanwhile would leave the old memtable frozen.
+        mem = self.state.mem
+        for flags, key, expire_ms, value in ops:
+            mem.put(key, flags, expire_ms, value)
+        self._applied(mem)
+        return position
+
+    def _apply_put(self, flags: int, key: bytes, value: bytes) -> int:
+        """:meth:`_apply` of one op without expiry (a put or a tombstone), in fewer steps."""
+        versions = self._versions
         seq = versions.last_seq + 1
+        position = self._log(encode_put(seq, flags, key, value))
+        versions.last_seq = seq
+        mem = self.state.mem
+        mem.put(key, flags, 0, value)
+        self._applied(mem)
+        return position
+
+    def _log(self, payload: bytes) -> int:
+        """Append one batch to the WAL; the position to sync to. Holds the lock."""
         try:
-            position = self.wal.append(encode_batch(seq, ops))
+            return self.wal.append(payload)
         except StorageError as exc:
             # A partial record may be in the log: nothing may follow it.
             self.error = exc
             self._held_up = True
             raise
-        versions.last_seq += len(ops)
-        # Read now, not before _make_room: it may release the lock, and a rotation
-        # meanwhile would leave the old memtable frozen.
-        mem = self.state.mem
-        if len(ops) == 1:  # most writes: no loop to set up
-            flags, key, expire_ms, value = ops[0]
-            mem.put(key, flags, expire_ms, value)
-        else:
-            for flags, key, expire_ms, value in ops:
-                mem.put(key, flags, expire_ms, value)
-        mem.last_seq = versions.last_seq
+
+    def _applied(self, mem: MemTable) -> None:
+        """After a batch went into ``mem``: note its last write; rotate it when full."""
+        mem.last_seq = self._versions.last_seq
         if mem.approximate_bytes >= self._flush_bytes or len(mem.entries) >= self._flush_entries:
             self._rotate()
-        return position
 
     def _sync_to(self, position: int) -> None:
         try:

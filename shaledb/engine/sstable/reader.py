@@ -77,12 +77,18 @@ class SSTable:
         self._loaded: _Parts | None = None
         #: Set by every read; the table cache gives a flagged table a second chance.
         self.referenced = False
+        #: The loaded filter's words and their count; None while the table is unloaded
+        #: or when it has no filter. :meth:`Version.get` probes it inline, so a table
+        #: that does not hold the key costs a read no call.
+        self.filter: tuple[Sequence[int], int] | None = None
         self._parts()  # load now: damage is reported when the table is opened
 
     def _parts(self) -> _Parts:
         loaded = self._loaded
         if loaded is None:
             loaded = self._loaded = self._load()
+            words = loaded.filter_words
+            self.filter = None if words is None else (words, loaded.filter_nwords)
             if self._open_tables is not None:
                 self._open_tables.admit(self)
         else:
@@ -100,6 +106,7 @@ class SSTable:
 
     def unload(self) -> None:
         """Drop the index, filter and file (closed once no reader holds them)."""
+        self.filter = None
         self._loaded = None
 
     @property
