@@ -18,12 +18,12 @@ Only one version per key is kept, so snapshots of the active memtable are copies
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from operator import itemgetter
 
 from sortedcontainers import SortedList
 
-from shaledb.engine.base import RawEntry, RawFound
+from shaledb.engine.base import RawEntry, RawFound, RawOp
 from shaledb.engine.block import value_with_expiry
 from shaledb.engine.entry import HAS_TTL, is_live
 
@@ -85,6 +85,22 @@ class MemTable:
         else:
             self.approximate_bytes += len(value) - len(old[2])
         entries[key] = (flags, expire_ms, value)
+
+    def put_many(self, ops: Sequence[RawOp]) -> None:
+        """:meth:`put` of every ``(flags, key, expire_ms, value)`` of ``ops``, in order,
+        in one call (a batch's ops)."""
+        entries = self.entries
+        pending = self._pending
+        grown = 0
+        for flags, key, expire_ms, value in ops:
+            old = entries.get(key)
+            if old is None:
+                pending.append(key)
+                grown += len(key) + len(value) + ENTRY_OVERHEAD
+            else:
+                grown += len(value) - len(old[2])
+            entries[key] = (flags, expire_ms, value)
+        self.approximate_bytes += grown
 
     def sorted_keys(self) -> SortedList:
         """Every key, sorted (a ``SortedList``). Shared: callers must not change it.

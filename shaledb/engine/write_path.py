@@ -156,8 +156,7 @@ class WritePath:
         # Read now, not before _make_room: it may release the lock, and a rotation
         # meanwhile would leave the old memtable frozen.
         mem = self.state.mem
-        for flags, key, expire_ms, value in ops:
-            mem.put(key, flags, expire_ms, value)
+        mem.put_many(ops)
         self._applied(mem)
         return position
 

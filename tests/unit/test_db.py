@@ -404,6 +404,40 @@ def test_batch_put_empty_and_atomic(db: shaledb.DB) -> None:
     assert contents(db) == [("a", "1"), (b"b", b"2"), ("c", "3")]
 
 
+def test_batch_put_of_bytes_overwrites_and_reads_back_in_a_table(db: shaledb.DB) -> None:
+    table = db.create_namespace("n").create_table("t")
+    db.put(b"k1", b"default")  # the same key in another table stays apart
+    table.batch_put([b"k1", b"k2", b"k1"], [b"a", b"", b"c"])  # the last write of k1 wins
+    assert table.get(b"k1") == b"c" and table.get(b"k2") == b""
+    assert list(table.scan()) == [(b"k1", b"c"), (b"k2", b"")]
+    assert db.get(b"k1") == b"default"
+    db.batch_put([b"x" * MAX_KEY_BYTES], [b"v" * 10])
+    assert db.get(b"x" * MAX_KEY_BYTES) == b"v" * 10
+
+
+@pytest.mark.parametrize(
+    "keys,values,error,words",
+    [
+        ([b"a", b""], [b"1", b"2"], InvalidArgumentError, "must not be empty"),
+        ([b"a", b"k" * (MAX_KEY_BYTES + 1)], [b"1", b"2"], InvalidArgumentError, "bytes; at most"),
+        ([b"a", b"b"], [b"1", 2], InvalidTypeError, "value must be str or bytes"),
+        ([b"a", 2], [b"1", b"2"], InvalidTypeError, "key must be str or bytes"),
+    ],
+)
+def test_a_bad_pair_in_a_batch_of_bytes_writes_nothing(
+    db: shaledb.DB, keys: list, values: list, error: type, words: str
+) -> None:
+    db.put(b"a", b"before")
+    with pytest.raises(error, match=words):
+        db.batch_put(keys, values)
+    assert contents(db) == [(b"a", b"before")]
+
+
+def test_a_batch_of_bytearray_and_memoryview_pairs_stores_bytes(db: shaledb.DB) -> None:
+    db.batch_put([bytearray(b"a"), memoryview(b"b")], [b"1", bytearray(b"2")])
+    assert contents(db) == [(b"a", b"1"), (b"b", b"2")]
+
+
 @pytest.mark.parametrize("bound", [1, 2.0, ["a"], object()])
 def test_bad_range_bounds(db: shaledb.DB, bound: Any) -> None:
     with pytest.raises(InvalidTypeError, match="str or bytes"):
