@@ -141,6 +141,7 @@ class Block:
         "_values_start",
         "_keys_end",
         "_keys",
+        "_plain",
         "referenced",
     )
 
@@ -176,6 +177,9 @@ class Block:
         self._keys: list[bytes] | None = None
         if decode_keys:
             self._keys = self.keys
+        #: No entry has an expiry: an entry's tuple is its slices and a 0 (see
+        #: :meth:`entries_from`). Found with one C call: the flags without TTL removed.
+        self._plain = not contents[meta : meta + n].translate(None, _WITHOUT_TTL)
 
     def __len__(self) -> int:
         return self._n
@@ -243,12 +247,72 @@ class Block:
         buf = self._buf
         ends = self._ends
         while lo < hi:
-            mid = (lo + hi) // 2
+            mid = (lo + hi) >> 1
             if buf[(ends[mid - 1] if mid else 0) : ends[mid]] < key:
                 lo = mid + 1
             else:
                 hi = mid
         return lo
+
+    def entries_from(self, lo: bytes | None, hi: bytes | None, n: int) -> list[RawEntry]:
+        """At most ``n`` entries from the first key ``>= lo`` (None: the first key) while
+        ``key < hi`` (None: unbounded), in order: a short scan's read of one block.
+
+        Rejected alternative: :meth:`columns` and a zip, as long ranges decode. Its dozen
+        C calls cost more than a comprehension over the two or three entries a short
+        scan takes from most blocks.
+        """
+        count = self._n
+        start = 0 if lo is None else self.lower_bound(lo)
+        end = min(count, start + n)
+        if hi is not None and start < end:
+            buf = self._buf
+            ends = self._ends
+            last = end - 1
+            if buf[(ends[last - 1] if last else 0) : ends[last]] >= hi:
+                # Usually only a few entries precede ``hi``: step over them.
+                end = start
+                while end < last and buf[(ends[end - 1] if end else 0) : ends[end]] < hi:
+                    end += 1
+        return self._tuples(start, end)
+
+    def entries_before(self, hi: bytes | None, lo: bytes, n: int) -> list[RawEntry]:
+        """At most ``n`` entries from the last key ``< hi`` (None: the last key) down
+        while ``key >= lo``, in descending order: :meth:`entries_from` in reverse."""
+        end = self._n if hi is None else self.lower_bound(hi)
+        start = max(0, end - n)
+        if start < end and self.key(start) < lo:
+            start = self.lower_bound(lo, start + 1, end)
+        found = self._tuples(start, end)
+        found.reverse()
+        return found
+
+    def _tuples(self, i: int, j: int) -> list[RawEntry]:
+        """Entries ``i`` to ``j - 1`` as a list (:meth:`entries`), built one comprehension
+        over the offsets when no entry has an expiry."""
+        if i >= j:
+            return []
+        if not self._plain:
+            return self.entries(i, j)
+        buf = self._buf
+        ends = self._ends
+        n = self._n
+        base = self._values_start
+        flags = self._flags_start
+        out: list[RawEntry] = []
+        if i == 0:
+            out.append((buf[: ends[0]], buf[flags], 0, buf[base : base + ends[n]]))
+            i = 1
+        out += [
+            (
+                buf[ends[x - 1] : ends[x]],
+                buf[flags + x],
+                0,
+                buf[base + ends[n + x - 1] : base + ends[n + x]],
+            )
+            for x in range(i, j)
+        ]
+        return out
 
     def iter_from(self, i: int, hi: bytes | None) -> Iterator[RawEntry]:
         """Entries from index ``i`` upward while ``key < hi``."""
@@ -323,6 +387,8 @@ _BLOCK_OVERHEAD = 480
 _KEY_OVERHEAD = 48
 #: Matches of a key's bytes that are not a key before a lookup bisects instead.
 _FALSE_MATCHES = 4
+#: Every flag byte without HAS_TTL, deleted by ``bytes.translate`` to find the others.
+_WITHOUT_TTL = bytes(b for b in range(256) if not b & HAS_TTL)
 
 
 def _offsets(contents: bytes, start: int, count: int) -> memoryview:

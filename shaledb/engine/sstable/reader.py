@@ -230,37 +230,50 @@ class SSTable:
 
     def first_entries(self, lo: bytes, hi: bytes | None, reverse: bool, n: int) -> list[RawEntry]:
         """The first ``n`` entries of :meth:`iter_range` as a list: only the blocks and
-        the entries of them that it returns are decoded (a short scan's source)."""
-        out: list[RawEntry] = []
-        parts = self._parts()
+        the entries of them that it returns are decoded (a short scan's source).
+
+        The steps of _parts and the cache hit are inlined, as in :meth:`get`: a short
+        scan runs this once per table it reads, and most take a few entries of one block.
+        """
+        parts = self._loaded
+        if parts is None:
+            parts = self._parts()
+        self.referenced = True
         last_keys = parts.last_keys
         nblocks = len(last_keys)
+        blocks = self._blocks
+        cache_keys = parts.cache_keys
         if not reverse:
             i = bisect_left(last_keys, lo)
-            first = True
-            while i < nblocks and len(out) < n:
-                block = self._block(parts, i, for_scan=True)
-                start = block.lower_bound(lo) if first else 0
-                last = hi is not None and last_keys[i] >= hi
-                end = block.lower_bound(hi, start) if hi is not None and last else len(block)
-                out += block.entries(start, min(end, start + n - len(out)))
-                if last:
-                    break
-                first = False
+            if i == nblocks:
+                return []
+            block = blocks.get(cache_keys[i])
+            if block is None:
+                block = self._block(parts, i)
+            else:
+                block.referenced = True
+                self._cache.hits += 1
+            out = block.entries_from(lo, hi, n)
+            # Short of n and the block ended below hi: the next blocks follow on.
+            while len(out) < n and (hi is None or last_keys[i] < hi) and i + 1 < nblocks:
                 i += 1
+                block = self._block(parts, i)
+                out += block.entries_from(None, hi, n - len(out))
             return out
         i = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
-        while i >= 0 and len(out) < n:
-            block = self._block(parts, i, for_scan=True)
-            top = len(block) if hi is None else block.lower_bound(hi)
-            last = i == 0 or last_keys[i - 1] < lo
-            bottom = block.lower_bound(lo, 0, top) if last else 0
-            picked = block.entries(max(bottom, top - (n - len(out))), top)
-            picked.reverse()
-            out += picked
-            if last:
-                break
+        if i < 0:
+            return []
+        block = blocks.get(cache_keys[i])
+        if block is None:
+            block = self._block(parts, i)
+        else:
+            block.referenced = True
+            self._cache.hits += 1
+        out = block.entries_before(hi, lo, n)
+        while len(out) < n and i > 0 and last_keys[i - 1] >= lo:
             i -= 1
+            block = self._block(parts, i)
+            out += block.entries_before(None, lo, n - len(out))
         return out
 
     @property
