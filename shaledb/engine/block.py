@@ -258,23 +258,53 @@ class Block:
         """At most ``n`` entries from the first key ``>= lo`` (None: the first key) while
         ``key < hi`` (None: unbounded), in order: a short scan's read of one block.
 
-        Rejected alternative: :meth:`columns` and a zip, as long ranges decode. Its dozen
-        C calls cost more than a comprehension over the two or three entries a short
-        scan takes from most blocks.
+        The search of :meth:`lower_bound` and the loop of :meth:`_tuples` are inlined: a
+        short scan runs this once per source, for a few entries.
         """
+        buf = self._buf
+        ends = self._ends
         count = self._n
-        start = 0 if lo is None else self.lower_bound(lo)
-        end = min(count, start + n)
+        if lo is None:
+            start = 0
+        elif self._keys is not None:
+            start = bisect_left(self._keys, lo)
+        else:
+            start = 0
+            top = count
+            while start < top:
+                mid = (start + top) >> 1
+                if buf[(ends[mid - 1] if mid else 0) : ends[mid]] < lo:
+                    start = mid + 1
+                else:
+                    top = mid
+        end = start + n
+        if end > count:
+            end = count
         if hi is not None and start < end:
-            buf = self._buf
-            ends = self._ends
             last = end - 1
             if buf[(ends[last - 1] if last else 0) : ends[last]] >= hi:
                 # Usually only a few entries precede ``hi``: step over them.
                 end = start
                 while end < last and buf[(ends[end - 1] if end else 0) : ends[end]] < hi:
                     end += 1
-        return self._tuples(start, end)
+        if start >= end:
+            return []
+        if not self._plain:
+            return self.entries(start, end)
+        # _tuples, inlined.
+        base = self._values_start
+        flags = self._flags_start
+        out: list[RawEntry] = []
+        append = out.append
+        key_start = ends[start - 1] if start else 0
+        value_start = base + (ends[count + start - 1] if start else 0)
+        for x in range(start, end):
+            key_end = ends[x]
+            value_end = base + ends[count + x]
+            append((buf[key_start:key_end], buf[flags + x], 0, buf[value_start:value_end]))
+            key_start = key_end
+            value_start = value_end
+        return out
 
     def entries_before(self, hi: bytes | None, lo: bytes, n: int) -> list[RawEntry]:
         """At most ``n`` entries from the last key ``< hi`` (None: the last key) down
@@ -288,8 +318,13 @@ class Block:
         return found
 
     def _tuples(self, i: int, j: int) -> list[RawEntry]:
-        """Entries ``i`` to ``j - 1`` as a list (:meth:`entries`), built one comprehension
-        over the offsets when no entry has an expiry."""
+        """Entries ``i`` to ``j - 1`` as a list (:meth:`entries`).
+
+        Without an expiry in the block, one loop over the offsets builds the tuples
+        (each offset read once). Rejected alternative: :meth:`columns` and a zip, as
+        long ranges decode; its dozen C calls cost more than the loop over the two or
+        three entries a short scan takes from most blocks.
+        """
         if i >= j:
             return []
         if not self._plain:
@@ -300,18 +335,15 @@ class Block:
         base = self._values_start
         flags = self._flags_start
         out: list[RawEntry] = []
-        if i == 0:
-            out.append((buf[: ends[0]], buf[flags], 0, buf[base : base + ends[n]]))
-            i = 1
-        out += [
-            (
-                buf[ends[x - 1] : ends[x]],
-                buf[flags + x],
-                0,
-                buf[base + ends[n + x - 1] : base + ends[n + x]],
-            )
-            for x in range(i, j)
-        ]
+        append = out.append
+        key_start = ends[i - 1] if i else 0
+        value_start = base + (ends[n + i - 1] if i else 0)
+        for x in range(i, j):
+            key_end = ends[x]
+            value_end = base + ends[n + x]
+            append((buf[key_start:key_end], buf[flags + x], 0, buf[value_start:value_end]))
+            key_start = key_end
+            value_start = value_end
         return out
 
     def iter_from(self, i: int, hi: bytes | None) -> Iterator[RawEntry]:
