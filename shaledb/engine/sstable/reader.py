@@ -171,17 +171,16 @@ class SSTable:
             )
         return blocks.unseal(raw, self.path, offset, part)
 
-    def _block(
-        self, parts: _Parts, i: int, fill_cache: bool = True, for_scan: bool = False
-    ) -> Block:
-        """Data block ``i``, from the cache or the file; one read for a scan keeps its
-        keys decoded (see :class:`Block`), one for a point read does not."""
+    def _block(self, parts: _Parts, i: int, fill_cache: bool = True) -> Block:
+        """Data block ``i``, from the cache or the file, searched in place (no key list
+        for scans either: at a million keys the lists kept the working set out of the
+        cache, and a miss costs more than every in-place search of a scan)."""
         offset = parts.offsets[i]
         key = parts.cache_keys[i]
         block = self._cache.get(key)
         if block is None:
             contents = self._read_block(parts.file, offset, parts.sizes[i], "data block")
-            block = Block(contents, self.path, offset, decode_keys=for_scan and fill_cache)
+            block = Block(contents, self.path, offset)
             if fill_cache:
                 self._cache.put(key, block)
         return block
@@ -223,14 +222,14 @@ class SSTable:
         nblocks = len(last_keys)
         if not reverse:
             for i in range(bisect_left(last_keys, lo), nblocks):
-                block = self._block(parts, i, fill_cache, for_scan=True)
+                block = self._block(parts, i, fill_cache)
                 yield from block.iter_from(block.lower_bound(lo), hi)
                 if hi is not None and last_keys[i] >= hi:
                     return
             return
         start = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
         for i in range(start, -1, -1):
-            block = self._block(parts, i, fill_cache, for_scan=True)
+            block = self._block(parts, i, fill_cache)
             top = len(block) - 1 if hi is None else block.lower_bound(hi) - 1
             yield from block.iter_down(top, lo)
             if i > 0 and last_keys[i - 1] < lo:
