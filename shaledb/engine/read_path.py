@@ -5,7 +5,8 @@ through it newest first: the memtable, the immutable memtables, level 0 (newest
 first), then one table per deeper level. No lock is taken for a point read. A scan
 copies the part of the active memtable it needs under the write lock (the memtable
 keeps one version per key, so a snapshot of it is a copy); everything else it reads
-is immutable.
+is immutable. A short scan reads the tables first, so that the copy is only the few
+entries the tables leave open (see :func:`scan`).
 """
 
 from __future__ import annotations
