@@ -311,10 +311,16 @@ class Block:
     def entries_before(self, hi: bytes | None, lo: bytes, n: int) -> list[RawEntry]:
         """At most ``n`` entries from the last key ``< hi`` (None: the last key) down
         while ``key >= lo``, in descending order: :meth:`entries_from` in reverse."""
+        buf = self._buf
+        ends = self._ends
         end = self._n if hi is None else self.lower_bound(hi)
-        start = max(0, end - n)
-        if start < end and self.key(start) < lo:
-            start = self.lower_bound(lo, start + 1, end)
+        start = end - n if end > n else 0
+        if start < end and buf[(ends[start - 1] if start else 0) : ends[start]] < lo:
+            # Usually only a few entries are at or above ``lo``: step down over them.
+            x = end
+            while x - 1 > start and buf[ends[x - 2] : ends[x - 1]] >= lo:
+                x -= 1
+            start = x
         found = self._tuples(start, end)
         found.reverse()
         return found
