@@ -268,7 +268,11 @@ class SSTable:
                 block = self._block(parts, i)
                 out += block.entries_from(None, hi, n - len(out))
             return out
-        i = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
+        if hi is None:
+            i = nblocks - 1
+        else:
+            i = bisect_left(parts.fences, hi) * FENCE_STEP
+            i = min(bisect_left(last_keys, hi, i, min(i + FENCE_STEP, nblocks)), nblocks - 1)
         if i < 0:
             return []
         block = blocks.get(cache_keys[i])
