@@ -30,6 +30,8 @@ from shaledb.errors import InvalidArgumentError, InvalidTypeError, NotFoundError
 from shaledb.keyspace import DEFAULT_TABLE_ID, Catalog, check_name, prefix_end, table_prefix
 from shaledb.options import MAX_KEY_BYTES, MAX_VALUE_BYTES
 
+#: The type of a list's iterator: a scan handing one out has read its entries already.
+_LIST_ITERATOR: type = type(iter([]))
 #: tuple.__new__ builds an Op at a third of the cost of Op(...): once per batched put.
 _new = tuple.__new__
 
@@ -331,6 +333,27 @@ class Table:
         return self._pairs(self._engine.scan(lo, hi, reverse, limit), limit)
 
     def _pairs(self, entries: Iterator[RawEntry], limit: int | None) -> Iterator[tuple[Data, Data]]:
+        skip = self._skip
+        if type(entries) is _LIST_ITERATOR:
+            # A short scan's entries are a list already (read when the scan was made):
+            # its pairs are made by one comprehension, not a generator resumed per pair.
+            # decode_value, inlined (and its key twin), as below.
+            return iter(
+                [
+                    (
+                        key[skip:].decode() if flags & KEY_STR else key[skip:],
+                        value.decode() if flags & VALUE_STR else value,
+                    )
+                    for key, flags, _expire, value in (
+                        entries if limit is None else islice(entries, limit)
+                    )
+                ]
+            )
+        return self._lazy_pairs(entries, limit)
+
+    def _lazy_pairs(
+        self, entries: Iterator[RawEntry], limit: int | None
+    ) -> Iterator[tuple[Data, Data]]:
         skip = self._skip
         if limit is not None:
             entries = islice(entries, limit)

@@ -25,7 +25,7 @@ from sortedcontainers import SortedList
 
 from shaledb.engine.base import RawEntry, RawFound, RawOp
 from shaledb.engine.block import value_with_expiry
-from shaledb.engine.entry import HAS_TTL, is_live
+from shaledb.engine.entry import HAS_TTL, MAYBE_DEAD, TOMBSTONE
 
 _first = itemgetter(0)
 _third = itemgetter(2)
@@ -139,21 +139,25 @@ class MemTable:
         ``hi`` going forward, the new ``lo`` going backward. Otherwise it is None.
         """
         entries = self.entries
-        keys, start, end = self._bounds(lo, hi)
-        if limit is None:
-            picked = keys.islice(start, end, reverse)
-            return [(k, *entries[k]) for k in picked], None
-        if limit <= 0:
+        if limit is not None and limit <= 0:
             return [], lo  # as a bound either way, lo leaves an empty range
+        if not entries:
+            return [], None
+        # irange bisects both ends in C and keeps no positional index (bisect_left
+        # would build and update one, for nothing here).
+        picked = self.sorted_keys().irange(lo, hi, (True, False), reverse)
+        if limit is None:
+            return [(k, *entries[k]) for k in picked], None
         copied: list[RawEntry] = []
         found = 0
-        for key in keys.islice(start, end, reverse):
+        for key in picked:
             if found >= limit:
                 last = copied[-1][0]
                 return copied, last if reverse else last + b"\x00"
             flags, expire_ms, value = entries[key]
             copied.append((key, flags, expire_ms, value))
-            if is_live(flags, expire_ms, now_ms):
+            # is_live, inlined: this runs once per copied entry.
+            if not flags & MAYBE_DEAD or not (flags & TOMBSTONE or expire_ms <= now_ms):
                 found += 1
         return copied, None
 

@@ -5,7 +5,8 @@ through it newest first: the memtable, the immutable memtables, level 0 (newest
 first), then one table per deeper level. No lock is taken for a point read. A scan
 copies the part of the active memtable it needs under the write lock (the memtable
 keeps one version per key, so a snapshot of it is a copy); everything else it reads
-is immutable.
+is immutable. A short scan reads the tables first, so that the copy is only the few
+entries the tables leave open (see :func:`scan`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from functools import partial
 from operator import itemgetter
 
 from shaledb.engine.base import RawEntry, RawFound
 from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.iterators import Columns, ColumnSource, live, merge, merge_windows
+from shaledb.engine.memtable import MemTable
 from shaledb.engine.sstable.reader import SSTable
 from shaledb.engine.state import EngineState
-from shaledb.engine.version import NUM_LEVELS, FileMeta
+from shaledb.engine.version import NUM_LEVELS, FileMeta, ScanPlan, SourceRead
 
 #: Scans wanting at most this many entries merge entry by entry; longer ones by windows.
 HEAP_MERGE_LIMIT = 1000
@@ -29,6 +30,7 @@ HEAP_MERGE_LIMIT = 1000
 _WINDOW_ENTRIES = 4096
 _ENTRIES_PER_BLOCK = 32
 _key = itemgetter(0)
+_flags = itemgetter(1)
 
 
 def get(state: EngineState, key: bytes, now_ms: Callable[[], int]) -> RawFound | None:
@@ -63,11 +65,54 @@ def scan(
     now_ms: int,
 ) -> Iterator[RawEntry]:
     """Live entries with ``lo <= key < hi`` over the state ``state_of()`` returns under
-    ``lock`` (the write lock, held only while the memtable is copied)."""
+    ``lock`` (the write lock, held only while the memtable is copied).
+
+    A short scan reads the state's tables and immutable memtables first, without the
+    lock, then under it checks that the state is still the one it read and copies the
+    active memtable only up to where the tables' entries settle the result: one state
+    at one moment, as if the copy had come first (everything but the active memtable
+    is immutable, and a state is replaced whole on every rotation, flush and
+    compaction). When the state changed meanwhile, or dead entries hide the answer,
+    the scan starts over the other way round (:func:`_snapshot_scan`).
+    """
     if limit is None or limit > HEAP_MERGE_LIMIT:
         return _scan_windows(state_of, lock, lo, hi, reverse, now_ms)
     if limit <= 0:
         return iter(())
+    state = state_of()
+    lists, cut = _table_lists(state, lo, hi, reverse, limit)
+    mem_lo, mem_hi = lo, hi
+    if cut is not None:
+        if reverse:
+            mem_lo = cut
+        else:
+            mem_hi = cut + b"\x00"
+    with lock:
+        same = state_of() is state
+        if same:
+            copied, bound = state.mem.range_items(mem_lo, mem_hi, reverse, limit, now_ms)
+    if same:
+        if copied:
+            lists.insert(0, copied)
+            if bound is not None:
+                cut = copied[-1][0] if cut is None else _nearest(cut, copied[-1][0], reverse)
+        found = _merged(lists, cut, reverse, limit, now_ms)
+        if found is not None:
+            return iter(found)
+    return _snapshot_scan(state_of, lock, lo, hi, reverse, limit, now_ms)
+
+
+def _snapshot_scan(
+    state_of: Callable[[], EngineState],
+    lock: threading.Lock,
+    lo: bytes,
+    hi: bytes | None,
+    reverse: bool,
+    limit: int,
+    now_ms: int,
+) -> Iterator[RawEntry]:
+    """A short scan that copies the memtable first: under the lock, until it holds
+    ``limit`` live entries; then :func:`_short_scan`, or the heap merge."""
     with lock:
         state = state_of()
         copied, bound = state.mem.range_items(lo, hi, reverse, limit, now_ms)
@@ -94,58 +139,108 @@ def _short_scan(
     limit: int,
     now_ms: int,
 ) -> list[RawEntry] | None:
-    """The scan's result when the first ``limit`` entries of every source settle it.
+    """The scan's result when the first ``limit`` entries of every source settle it,
+    given the memtable's copy (``copy_cut``: it stopped at ``limit`` live entries, and
+    ``lo``/``hi`` end at its last key); None when they do not (see :func:`_merged`)."""
+    lists, cut = _table_lists(state, lo, hi, reverse, limit)
+    if copied:
+        lists.insert(0, copied)
+        if copy_cut:
+            cut = copied[-1][0] if cut is None else _nearest(cut, copied[-1][0], reverse)
+    return _merged(lists, cut, reverse, limit, now_ms)
+
+
+def _nearest(a: bytes, b: bytes, reverse: bool) -> bytes:
+    """Of two cut keys, the one nearer the scan's start."""
+    return (a if a > b else b) if reverse else (a if a < b else b)
+
+
+def _table_lists(
+    state: EngineState, lo: bytes, hi: bytes | None, reverse: bool, limit: int
+) -> tuple[list[list[RawEntry]], bytes | None]:
+    """The first ``limit`` entries of ``lo <= key < hi`` of every source but the active
+    memtable, as non-empty lists newest source first, and the cut: the key nearest the
+    start among the last keys of the lists that hold ``limit`` entries (None if none
+    does), up to which every source has given all its entries.
 
     The largest source (by entries) is read first, ``limit`` entries; every other
-    source only up to the last of those, at most ``limit`` entries, so each decodes
-    about its share of the result. The lists are merged in C: one dict, oldest source
-    first so the newest entry of a key wins, and one sort. Every source has given all
-    its keys up to the nearest last key of a source that was cut short, so the merged
-    entries up to it are final. None when fewer than ``limit`` of those are live (dead
-    entries in the way): then the entry-by-entry merge runs instead.
+    source only up to the last of those, at most ``limit``, so each decodes about its
+    share of the result.
     """
-    version = state.version
-    # (size, reader) of every source but the memtable copy, newest first.
-    readers: list[tuple[int, Callable[[bytes, bytes | None], list[RawEntry]]]] = []
-    for imm in state.imms:
-        readers.append((len(imm), partial(imm.first_entries, reverse=reverse, n=limit)))
-    for f in version.levels[0]:
-        if f.overlaps(lo, hi):
-            readers.append((f.entries, partial(f.table.first_entries, reverse=reverse, n=limit)))
-    for level in range(1, NUM_LEVELS):
-        files = version.levels[level]
-        if files:
-            size = sum(f.entries for f in files)
-            readers.append((size, partial(version.first_entries, level, reverse=reverse, n=limit)))
-    lists: list[list[RawEntry]] = [copied, *([] for _ in readers)]
-    cuts = [copied[-1][0]] if copy_cut else []
-    if readers:
-        largest = max(range(len(readers)), key=lambda i: readers[i][0])
-        lists[largest + 1] = first = readers[largest][1](lo, hi)
-        if len(first) >= limit:
-            # The others need nothing past the largest source's last key.
-            if reverse:
-                lo = first[-1][0]
-            else:
-                hi = first[-1][0] + b"\x00"
-        for i, (_, read) in enumerate(readers):
-            if i != largest:
-                lists[i + 1] = read(lo, hi)
-    for entries in lists[1:]:
-        if len(entries) >= limit:
-            cuts.append(entries[-1][0])
-    lists = [entries for entries in lists if entries]
+    plan = state.version.scan_plan
+    if state.imms:
+        plan = _with_memtables(plan, state.imms)
+    sources = plan.sources
+    largest = plan.largest
+    lists: list[list[RawEntry] | None] = [None] * len(sources)
+    cut: bytes | None = None
+    if largest >= 0:
+        smallest, biggest, read = sources[largest]
+        if (hi is None or smallest < hi) and biggest >= lo:
+            first = read(lo, hi, reverse, limit)
+            if first:
+                lists[largest] = first
+                if len(first) >= limit:
+                    # The others need nothing past the largest source's last key.
+                    cut = first[-1][0]
+                    if reverse:
+                        lo = cut
+                    else:
+                        hi = cut + b"\x00"
+    for i, (smallest, biggest, read) in enumerate(sources):
+        if i != largest and (hi is None or smallest < hi) and biggest >= lo:
+            entries = read(lo, hi, reverse, limit)
+            if entries:
+                lists[i] = entries
+                if len(entries) >= limit:
+                    last = entries[-1][0]
+                    cut = last if cut is None else _nearest(cut, last, reverse)
+    return [entries for entries in lists if entries], cut
+
+
+def _with_memtables(plan: ScanPlan, imms: tuple[MemTable, ...]) -> ScanPlan:
+    """``plan`` with the immutable memtables (newest first) as its newest sources."""
+    sources: list[tuple[bytes, bytes, SourceRead]] = []
+    sizes: list[int] = []
+    for imm in imms:
+        keys = imm.sorted_keys()
+        if keys:
+            sources.append((keys[0], keys[-1], imm.first_entries))
+            sizes.append(len(keys))
+    return ScanPlan.of([*sources, *plan.sources], [*sizes, *plan.sizes])
+
+
+def _merged(
+    lists: list[list[RawEntry]], cut: bytes | None, reverse: bool, limit: int, now_ms: int
+) -> list[RawEntry] | None:
+    """The first ``limit`` live entries of the sources' lists (newest first) merged, the
+    newest entry of a key winning; None when entries up to ``cut`` (the key up to which
+    every list is complete) hold fewer than ``limit`` live ones but the sources may
+    hold more past it (dead entries in the way): then the caller merges entry by entry.
+
+    The lists are concatenated newest first and sorted by key, which keeps equal keys
+    in that order (the sort is stable, in both directions), so the first of a run of
+    equal keys is the newest. Rejected alternative: one dict filled oldest source first
+    and a sort of its keys; for the few dozen entries of a short scan the dict costs
+    more than skipping a repeated key.
+    """
     if len(lists) == 1:
         merged = lists[0]
+        if not any(map(MAYBE_DEAD.__and__, map(_flags, merged))):
+            # One source, every entry live: its entries are the result as they are.
+            return merged if len(merged) <= limit else merged[:limit]
+    elif lists:
+        merged = [entry for entries in lists for entry in entries]
+        merged.sort(key=_key, reverse=reverse)
     else:
-        by_key: dict[bytes, RawEntry] = {}
-        for entries in reversed(lists):
-            by_key.update(zip(map(_key, entries), entries))
-        merged = list(map(by_key.__getitem__, sorted(by_key, reverse=reverse)))
-    cut = (max(cuts) if reverse else min(cuts)) if cuts else None
+        return []
     out: list[RawEntry] = []
+    last: bytes | None = None
     for entry in merged:
         key = entry[0]
+        if key == last:
+            continue
+        last = key
         if cut is not None and (key < cut if reverse else key > cut):
             return None
         flags = entry[1]

@@ -31,6 +31,9 @@ from shaledb.errors import CorruptionError
 if TYPE_CHECKING:
     from shaledb.engine.table_cache import TableCache
 
+#: Index keys per fence (see ``_Parts.fences``).
+FENCE_STEP = 32
+
 
 class _Parts(NamedTuple):
     """What a loaded table keeps in memory. Replaced whole, so a reader that took it
@@ -45,6 +48,9 @@ class _Parts(NamedTuple):
     filter_nwords: int
     #: The block cache's key of each data block, made once instead of once per read.
     cache_keys: list[tuple[int, int]]
+    #: Every ``FENCE_STEP``-th of ``last_keys``: a scan bisects these first, then a
+    #: stretch of ``last_keys``, so most of its probes meet keys already in the CPU cache.
+    fences: list[bytes]
 
 
 class SSTable:
@@ -150,6 +156,7 @@ class SSTable:
                     f"{path}: filter block at offset {filter_off}: {exc}", path, filter_off
                 ) from None
         number = self.number
+        last_keys = index.keys
         return _Parts(
             file,
             last_keys,
@@ -158,6 +165,7 @@ class SSTable:
             None if table_filter is None else table_filter.words,
             1 if table_filter is None else table_filter.nwords,
             [(number, offset) for offset in offsets],
+            last_keys[FENCE_STEP - 1 :: FENCE_STEP],
         )
 
     def _read_block(self, file: RandomAccessFile, offset: int, size: int, part: str) -> bytes:
@@ -168,17 +176,16 @@ class SSTable:
             )
         return blocks.unseal(raw, self.path, offset, part)
 
-    def _block(
-        self, parts: _Parts, i: int, fill_cache: bool = True, for_scan: bool = False
-    ) -> Block:
-        """Data block ``i``, from the cache or the file; one read for a scan keeps its
-        keys decoded (see :class:`Block`), one for a point read does not."""
+    def _block(self, parts: _Parts, i: int, fill_cache: bool = True) -> Block:
+        """Data block ``i``, from the cache or the file, searched in place (no key list
+        for scans either: at a million keys the lists kept the working set out of the
+        cache, and a miss costs more than every in-place search of a scan)."""
         offset = parts.offsets[i]
         key = parts.cache_keys[i]
         block = self._cache.get(key)
         if block is None:
             contents = self._read_block(parts.file, offset, parts.sizes[i], "data block")
-            block = Block(contents, self.path, offset, decode_keys=for_scan and fill_cache)
+            block = Block(contents, self.path, offset)
             if fill_cache:
                 self._cache.put(key, block)
         return block
@@ -220,14 +227,14 @@ class SSTable:
         nblocks = len(last_keys)
         if not reverse:
             for i in range(bisect_left(last_keys, lo), nblocks):
-                block = self._block(parts, i, fill_cache, for_scan=True)
+                block = self._block(parts, i, fill_cache)
                 yield from block.iter_from(block.lower_bound(lo), hi)
                 if hi is not None and last_keys[i] >= hi:
                     return
             return
         start = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
         for i in range(start, -1, -1):
-            block = self._block(parts, i, fill_cache, for_scan=True)
+            block = self._block(parts, i, fill_cache)
             top = len(block) - 1 if hi is None else block.lower_bound(hi) - 1
             yield from block.iter_down(top, lo)
             if i > 0 and last_keys[i - 1] < lo:
@@ -235,37 +242,55 @@ class SSTable:
 
     def first_entries(self, lo: bytes, hi: bytes | None, reverse: bool, n: int) -> list[RawEntry]:
         """The first ``n`` entries of :meth:`iter_range` as a list: only the blocks and
-        the entries of them that it returns are decoded (a short scan's source)."""
-        out: list[RawEntry] = []
-        parts = self._parts()
+        the entries of them that it returns are decoded (a short scan's source).
+
+        The steps of _parts and the cache hit are inlined, as in :meth:`get`: a short
+        scan runs this once per table it reads, and most take a few entries of one block.
+        """
+        parts = self._loaded
+        if parts is None:
+            parts = self._parts()
+        self.referenced = True
         last_keys = parts.last_keys
         nblocks = len(last_keys)
+        blocks = self._blocks
+        cache_keys = parts.cache_keys
         if not reverse:
-            i = bisect_left(last_keys, lo)
-            first = True
-            while i < nblocks and len(out) < n:
-                block = self._block(parts, i, for_scan=True)
-                start = block.lower_bound(lo) if first else 0
-                last = hi is not None and last_keys[i] >= hi
-                end = block.lower_bound(hi, start) if hi is not None and last else len(block)
-                out += block.entries(start, min(end, start + n - len(out)))
-                if last:
-                    break
-                first = False
+            i = bisect_left(parts.fences, lo) * FENCE_STEP
+            i = bisect_left(last_keys, lo, i, min(i + FENCE_STEP, nblocks))
+            if i == nblocks:
+                return []
+            block = blocks.get(cache_keys[i])
+            if block is None:
+                block = self._block(parts, i)
+            else:
+                block.referenced = True
+                self._cache.hits += 1
+            out = block.entries_from(lo, hi, n)
+            # Short of n and the block ended below hi: the next blocks follow on.
+            while len(out) < n and (hi is None or last_keys[i] < hi) and i + 1 < nblocks:
                 i += 1
+                block = self._block(parts, i)
+                out += block.entries_from(None, hi, n - len(out))
             return out
-        i = nblocks - 1 if hi is None else min(bisect_left(last_keys, hi), nblocks - 1)
-        while i >= 0 and len(out) < n:
-            block = self._block(parts, i, for_scan=True)
-            top = len(block) if hi is None else block.lower_bound(hi)
-            last = i == 0 or last_keys[i - 1] < lo
-            bottom = block.lower_bound(lo, 0, top) if last else 0
-            picked = block.entries(max(bottom, top - (n - len(out))), top)
-            picked.reverse()
-            out += picked
-            if last:
-                break
+        if hi is None:
+            i = nblocks - 1
+        else:
+            i = bisect_left(parts.fences, hi) * FENCE_STEP
+            i = min(bisect_left(last_keys, hi, i, min(i + FENCE_STEP, nblocks)), nblocks - 1)
+        if i < 0:
+            return []
+        block = blocks.get(cache_keys[i])
+        if block is None:
+            block = self._block(parts, i)
+        else:
+            block.referenced = True
+            self._cache.hits += 1
+        out = block.entries_before(hi, lo, n)
+        while len(out) < n and i > 0 and last_keys[i - 1] >= lo:
             i -= 1
+            block = self._block(parts, i)
+            out += block.entries_before(None, lo, n - len(out))
         return out
 
     @property

@@ -121,3 +121,44 @@ def test_a_block_with_decoded_keys_reads_the_same_and_counts_them() -> None:
         assert decoded.get(probe) == plain.get(probe)
     assert decoded.entries(0, len(ENTRIES)) == plain.entries(0, len(ENTRIES)) == ENTRIES
     assert list(decoded.iter_down(4, b"b")) == list(plain.iter_down(4, b"b"))
+
+
+def _short_block(entries: list) -> Block:
+    return Block(_contents(entries))
+
+
+@pytest.mark.parametrize("with_ttl", [False, True])
+@pytest.mark.parametrize("fixed_width", [False, True])
+def test_entries_from_and_before_match_the_entries(with_ttl: bool, fixed_width: bool) -> None:
+    import bisect
+
+    keys = [b"k%03d" % i if fixed_width else b"k" + b"x" * (i % 4) + b"%d" % i for i in range(40)]
+    keys.sort()
+    entries = []
+    for i, k in enumerate(keys):
+        if with_ttl and i % 3 == 0:
+            entries.append((k, HAS_TTL, 1000 + i, b"t%d" % i))
+        elif i % 7 == 0:
+            entries.append((k, TOMBSTONE, 0, b""))
+        else:
+            entries.append((k, 0, 0, b"v" * (i % 5)))
+    block = _short_block(entries)
+    probes = [None, b"", b"k", b"zz", *keys, *(k + b"\x00" for k in keys)]
+    for lo in probes:
+        start = 0 if lo is None else bisect.bisect_left(keys, lo)
+        for hi in [None, b"zz", *keys[::3]]:
+            end = len(keys) if hi is None else bisect.bisect_left(keys, hi)
+            for n in (1, 2, 3, 10, 40, 50):
+                want = entries[start : max(start, min(end, start + n))]
+                assert block.entries_from(lo, hi, n) == want, (lo, hi, n)
+                if lo is None:
+                    continue
+                top = len(keys) if hi is None else bisect.bisect_left(keys, hi)
+                down = [e for e in entries[:top] if e[0] >= lo][::-1][:n]
+                assert block.entries_before(hi, lo, n) == down, (lo, hi, n)
+
+
+def test_entries_from_an_empty_block() -> None:
+    block = Block(blocks.encode([], b"", []))
+    assert block.entries_from(b"a", None, 5) == [] and block.entries_from(None, b"z", 5) == []
+    assert block.entries_before(None, b"", 5) == []

@@ -277,3 +277,29 @@ def test_first_entries_match_iter_range_in_both_directions(table: SSTable, entri
                 for reverse in (False, True):
                     want = list(table.iter_range(lo, hi, reverse))[:n]
                     assert table.first_entries(lo, hi, reverse, n) == want, (lo, hi, n, reverse)
+
+
+@pytest.mark.parametrize("ttl_every", [0, 97])
+def test_first_entries_across_many_blocks_and_fences(tmp_path: Path, ttl_every: int) -> None:
+    # Blocks without an expiry take the short path of Block.entries_from; more than a
+    # few fences of index keys; limits from 1 up to several blocks' worth.
+    from shaledb.engine.sstable.reader import FENCE_STEP
+
+    rng = random.Random(9)
+    keys = sorted({rng.randbytes(rng.choice([8, 12])) for _ in range(3000)})
+    entries = [
+        (k, HAS_TTL, 5, b"t") if ttl_every and i % ttl_every == 0 else (k, 0, 0, b"v%d" % i)
+        for i, k in enumerate(keys)
+    ]
+    table = _build(tmp_path / "000002.sst", entries, block_size=200)
+    assert len(table.block_offsets) > 3 * FENCE_STEP
+    last_keys = table.block_last_keys
+    probes = [b"", b"\xff" * 13, keys[0], keys[-1], *last_keys[:: FENCE_STEP // 2]]
+    probes += [k + b"\x00" for k in last_keys[FENCE_STEP - 1 :: FENCE_STEP]]
+    probes += [rng.choice(keys) for _ in range(40)]
+    for lo in probes:
+        for hi in [None, rng.choice(keys), lo + b"\x00"]:
+            for n in (1, 2, 10, 60):
+                for reverse in (False, True):
+                    want = list(table.iter_range(lo, hi, reverse))[:n]
+                    assert table.first_entries(lo, hi, reverse, n) == want, (lo, hi, n, reverse)
