@@ -9,10 +9,10 @@ fresh Python process opens a new database with default options otherwise and tim
 - then waits for background work (``flush``, and until no level-0 compaction is due),
   and times random gets of present keys and one full scan.
 
-``--shipping`` times what a flush costs the engine process in worker mode (the worker
-replays the memtable's WAL; a memtable of the default 32 MiB holds about 240,000 of
-these entries), what pickling the entries themselves would cost instead, and the same
-table built in-process.
+``--shipping`` times what a flush costs the engine process in worker mode (the engine
+marshals the memtable's dict, the worker sorts it; ``--shipping-entries`` entries),
+what pickling the entries themselves would cost instead, and the same table built
+in-process.
 
 Usage: ``python -m bench.background [--puts 1000000] [--modes worker,thread]
 [--shipping]`` (or ``make bench-background``).
