@@ -237,8 +237,26 @@ class Block:
         return i if i < n and self.key(i) == key else -1
 
     def get(self, key: bytes) -> RawFound | None:
-        i = self.find(key)
-        return None if i < 0 else self.entry(i)
+        """:meth:`entry` of :meth:`find` (None when the block does not hold ``key``),
+        with the common case, the key's first match in the keys blob, inline: a point
+        read's one call into the block."""
+        buf = self._buf
+        pos = buf.find(key, 0, self._keys_end)
+        if pos < 0:
+            return None
+        ends = self._ends
+        n = self._n
+        end = pos + len(key)
+        i = bisect_left(ends, end, 0, n)
+        if not (i < n and ends[i] == end and (ends[i - 1] if i else 0) == pos and end > pos):
+            i = self.find(key)  # a false match first: the general search
+            if i < 0:
+                return None
+        start = self._values_start + (ends[n + i - 1] if i else 0)
+        flags = buf[self._flags_start + i]
+        if flags & HAS_TTL:
+            return self.entry(i)
+        return flags, 0, buf[start : self._values_start + ends[n + i]]
 
     def lower_bound(self, key: bytes, lo: int = 0, hi: int | None = None) -> int:
         """The first index in ``lo .. hi`` whose key is ``>= key`` (``hi`` if none)."""

@@ -215,8 +215,7 @@ class SSTable:
         else:
             block.referenced = True
             self._cache.hits += 1
-        j = block.find(key)
-        return None if j < 0 else block.entry(j)
+        return block.get(key)
 
     def iter_range(
         self, lo: bytes, hi: bytes | None, reverse: bool = False, fill_cache: bool = True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shaledb.engine import block as blocks
 from shaledb.engine.block import Block, value_with_expiry
@@ -162,3 +164,23 @@ def test_entries_from_an_empty_block() -> None:
     block = Block(blocks.encode([], b"", []))
     assert block.entries_from(b"a", None, 5) == [] and block.entries_from(None, b"z", 5) == []
     assert block.entries_before(None, b"", 5) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text("ab", min_size=1, max_size=4).map(str.encode), unique=True, max_size=30),
+    st.lists(st.text("ab", max_size=5).map(str.encode), max_size=10),
+    st.data(),
+)
+def test_get_is_entry_of_find_for_keys_and_probes(
+    keys: list[bytes], probes: list[bytes], data: st.DataObject
+) -> None:
+    # A two-letter alphabet makes keys occur inside and across each other (false matches).
+    keys.sort()
+    flags = bytes(data.draw(st.sampled_from([0, HAS_TTL])) for _ in keys)
+    values = [value_with_expiry(f, 1000 + i, k * 2) for i, (k, f) in enumerate(zip(keys, flags))]
+    block = Block(blocks.encode(keys, flags, values))
+    for probe in keys + probes:
+        i = block.find(probe)
+        assert block.get(probe) == (None if i < 0 else block.entry(i))
+        assert (i >= 0) == (probe in keys)
