@@ -130,7 +130,9 @@ class Block:
     Rejected alternative: decoding every key into a list when the block is read. A
     lookup is then one C bisect, but each read from the file pays a comprehension over
     the whole block, and a cached block holds about 60 bytes of objects per key, so at
-    a million keys the working set no longer fits the cache.
+    a million keys the working set no longer fits the cache. Scans were measured with
+    such key lists too: the misses cost them more than the bisects saved (10-key scans
+    over five tables: about 45 us instead of 35).
     """
 
     __slots__ = (
@@ -140,19 +142,11 @@ class Block:
         "_flags_start",
         "_values_start",
         "_keys_end",
-        "_keys",
         "_plain",
         "referenced",
     )
 
-    def __init__(
-        self, contents: bytes, path: str = "", offset: int = 0, decode_keys: bool = False
-    ) -> None:
-        """``decode_keys``: also keep every key as a list (bisects run in C, at about 60
-        bytes a key, which :meth:`memory_bytes` counts). The table reader no longer asks
-        for it: with the lists a million keys' blocks outgrew the block cache, and the
-        misses cost scans more than the bisects saved (10-key scans over five tables:
-        about 45 us instead of 35)."""
+    def __init__(self, contents: bytes, path: str = "", offset: int = 0) -> None:
         try:
             size = len(contents)
             (n,) = _COUNT.unpack_from(contents, size - 4)
@@ -176,9 +170,6 @@ class Block:
         self._keys_end = keys_end
         #: Set by the block cache on a hit; its eviction gives a flagged block a second chance.
         self.referenced = False
-        self._keys: list[bytes] | None = None
-        if decode_keys:
-            self._keys = self.keys
         #: No entry has an expiry: an entry's tuple is its slices and a 0 (see
         #: :meth:`entries_from`). Found with one C call: the flags without TTL removed.
         self._plain = not contents[meta : meta + n].translate(None, _WITHOUT_TTL)
@@ -262,8 +253,6 @@ class Block:
         """The first index in ``lo .. hi`` whose key is ``>= key`` (``hi`` if none)."""
         if hi is None:
             hi = self._n
-        if self._keys is not None:
-            return bisect_left(self._keys, key, lo, hi)
         buf = self._buf
         ends = self._ends
         while lo < hi:
@@ -278,25 +267,12 @@ class Block:
         """At most ``n`` entries from the first key ``>= lo`` (None: the first key) while
         ``key < hi`` (None: unbounded), in order: a short scan's read of one block.
 
-        The search of :meth:`lower_bound` and the loop of :meth:`_tuples` are inlined: a
-        short scan runs this once per source, for a few entries.
+        A short scan runs this once per source, for a few entries.
         """
         buf = self._buf
         ends = self._ends
         count = self._n
-        if lo is None:
-            start = 0
-        elif self._keys is not None:
-            start = bisect_left(self._keys, lo)
-        else:
-            start = 0
-            top = count
-            while start < top:
-                mid = (start + top) >> 1
-                if buf[(ends[mid - 1] if mid else 0) : ends[mid]] < lo:
-                    start = mid + 1
-                else:
-                    top = mid
+        start = 0 if lo is None else self.lower_bound(lo)
         end = start + n
         if end > count:
             end = count
@@ -307,24 +283,7 @@ class Block:
                 end = start
                 while end < last and buf[(ends[end - 1] if end else 0) : ends[end]] < hi:
                     end += 1
-        if start >= end:
-            return []
-        if not self._plain:
-            return self.entries(start, end)
-        # _tuples, inlined.
-        base = self._values_start
-        flags = self._flags_start
-        out: list[RawEntry] = []
-        append = out.append
-        key_start = ends[start - 1] if start else 0
-        value_start = base + (ends[count + start - 1] if start else 0)
-        for x in range(start, end):
-            key_end = ends[x]
-            value_end = base + ends[count + x]
-            append((buf[key_start:key_end], buf[flags + x], 0, buf[value_start:value_end]))
-            key_start = key_end
-            value_start = value_end
-        return out
+        return self._tuples(start, end)
 
     def entries_before(self, hi: bytes | None, lo: bytes, n: int) -> list[RawEntry]:
         """At most ``n`` entries from the last key ``< hi`` (None: the last key) down
@@ -421,10 +380,7 @@ class Block:
         else:
             key_ends = [0, *ends[0:j].tolist()]
             value_ends = [0, *ends[n : n + j].tolist()]
-        if self._keys is None:
-            keys = [buf[a:b] for a, b in zip(key_ends, key_ends[1:])]
-        else:
-            keys = self._keys[i:j]
+        keys = [buf[a:b] for a, b in zip(key_ends, key_ends[1:])]
         base = self._values_start
         values = [buf[base + a : base + b] for a, b in zip(value_ends, value_ends[1:])]
         flags = self._flags_start
@@ -433,17 +389,13 @@ class Block:
     def memory_bytes(self) -> int:
         """Approximate memory held, for the block cache's accounting: the contents and
         the fixed objects around them."""
-        keys = 0 if self._keys is None else _KEY_OVERHEAD * self._n
-        return len(self._buf) + _BLOCK_OVERHEAD + keys
+        return len(self._buf) + _BLOCK_OVERHEAD
 
 
 #: Bytes a cached block holds beyond its contents: the block, its offsets view, the
 #: cache's entry and key (tracemalloc over a table's 4,097 blocks read into the cache:
 #: 593 bytes a block beyond its contents).
 _BLOCK_OVERHEAD = 600
-#: Bytes a decoded key holds beyond its share of the contents: the bytes object and
-#: its place in the list.
-_KEY_OVERHEAD = 48
 #: Matches of a key's bytes that are not a key before a lookup bisects instead.
 _FALSE_MATCHES = 4
 #: Every flag byte without HAS_TTL, deleted by ``bytes.translate`` to find the others.

@@ -243,8 +243,8 @@ class SSTable:
         """The first ``n`` entries of :meth:`iter_range` as a list: only the blocks and
         the entries of them that it returns are decoded (a short scan's source).
 
-        The steps of _parts and the cache hit are inlined, as in :meth:`get`: a short
-        scan runs this once per table it reads, and most take a few entries of one block.
+        The steps of _parts are inlined, as in :meth:`get`: a short scan runs this once
+        per table it reads, and most take a few entries of one block.
         """
         parts = self._loaded
         if parts is None:
@@ -252,20 +252,12 @@ class SSTable:
         self.referenced = True
         last_keys = parts.last_keys
         nblocks = len(last_keys)
-        blocks = self._blocks
-        cache_keys = parts.cache_keys
         if not reverse:
             i = bisect_left(parts.fences, lo) * FENCE_STEP
             i = bisect_left(last_keys, lo, i, min(i + FENCE_STEP, nblocks))
             if i == nblocks:
                 return []
-            block = blocks.get(cache_keys[i])
-            if block is None:
-                block = self._block(parts, i)
-            else:
-                block.referenced = True
-                self._cache.hits += 1
-            out = block.entries_from(lo, hi, n)
+            out = self._block(parts, i).entries_from(lo, hi, n)
             # Short of n and the block ended below hi: the next blocks follow on.
             while len(out) < n and (hi is None or last_keys[i] < hi) and i + 1 < nblocks:
                 i += 1
@@ -279,13 +271,7 @@ class SSTable:
             i = min(bisect_left(last_keys, hi, i, min(i + FENCE_STEP, nblocks)), nblocks - 1)
         if i < 0:
             return []
-        block = blocks.get(cache_keys[i])
-        if block is None:
-            block = self._block(parts, i)
-        else:
-            block.referenced = True
-            self._cache.hits += 1
-        out = block.entries_before(hi, lo, n)
+        out = self._block(parts, i).entries_before(hi, lo, n)
         while len(out) < n and i > 0 and last_keys[i - 1] >= lo:
             i -= 1
             block = self._block(parts, i)

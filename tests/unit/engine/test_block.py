@@ -115,16 +115,6 @@ def test_lower_bound_and_entries_decode_only_a_range() -> None:
     assert [block.key(i) for i in range(len(block))] == keys
 
 
-def test_a_block_with_decoded_keys_reads_the_same_and_counts_them() -> None:
-    plain, decoded = Block(_contents()), Block(_contents(), decode_keys=True)
-    assert decoded.memory_bytes() > plain.memory_bytes()
-    for probe in [b"", b"b", b"banana", b"date", b"zz"]:
-        assert decoded.lower_bound(probe) == plain.lower_bound(probe)
-        assert decoded.get(probe) == plain.get(probe)
-    assert decoded.entries(0, len(ENTRIES)) == plain.entries(0, len(ENTRIES)) == ENTRIES
-    assert list(decoded.iter_down(4, b"b")) == list(plain.iter_down(4, b"b"))
-
-
 def _short_block(entries: list) -> Block:
     return Block(_contents(entries))
 
