@@ -107,3 +107,38 @@ def test_overlaps_is_half_open(tables: Tables) -> None:
     assert f.overlaps(b"d", None) is True
     assert f.overlaps(b"d\x00", None) is False
     assert f.overlaps(None, None) is True
+
+
+def test_get_probes_each_filter_itself_and_calls_only_tables_that_may_hold_the_key(
+    tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newer = tables.make({b"k%03d" % i: b"new" for i in range(0, 200, 2)})
+    older = tables.make({b"k%03d" % i: b"old" for i in range(1, 200, 2)})
+    deep = tables.make({b"k%03d" % i: b"deep" for i in range(200)})
+    v = Version([[newer, older], [deep]])
+    called: list[int] = []
+    for meta in (newer, older, deep):
+        real = meta.table.get
+
+        def counted(key: bytes, hashes: object = None, real: object = real, n: int = meta.number):
+            called.append(n)
+            return real(key, hashes)  # type: ignore[operator]
+
+        monkeypatch.setattr(meta.table, "get", counted)
+    assert v.get(b"k001") == (0, 0, b"old")
+    assert v.get(b"k002") == (0, 0, b"new")
+    assert v.get(b"k0015") is None  # within every table's range, in none of them
+    # Each present key is in one level-0 table: the other's filter says no, and so do
+    # all three for the absent key (false positives aside, 1.5% at 10 bits a key, so
+    # one is allowed); the deeper level is never called.
+    assert deep.number not in called and len(called) <= 3
+
+
+def test_a_tables_filter_is_dropped_on_unload_and_loaded_again(tables: Tables) -> None:
+    meta = tables.make({b"a": b"1", b"b": b"2"})
+    v = Version([[meta]])
+    assert meta.table.filter is not None
+    meta.table.unload()
+    assert meta.table.filter is None
+    assert v.get(b"a") == (0, 0, b"1")  # read through the table, which loads it again
+    assert meta.table.filter is not None and v.get(b"c") is None
