@@ -201,7 +201,7 @@ def compact_two_files(store: HashLogStore, now_ms: int) -> None:
     output = outputs[0] if outputs else open_output()
     with store.lock:
         store.check_usable()
-        _carry_over_tail(store, old, start, output)
+        moves += _carry_over_tail(store, old, start, output)
         index = output.finish()
         index_temp = filenames.temp_name(index_path)
         fs.write_synced(index_temp, index)
@@ -213,6 +213,7 @@ def compact_two_files(store: HashLogStore, now_ms: int) -> None:
         fs.rename(index_temp, index_path)
         fs.sync_dir(directory)
         store.commit.switch(fs.open_append(data_path)).close()
+        # Only now, with every byte they point at written: point reads take no lock.
         replace_if = store.keydir.replace_if
         for key, was, new in moves:
             replace_if(key, was, new)
@@ -223,17 +224,21 @@ def compact_two_files(store: HashLogStore, now_ms: int) -> None:
         store.merge_bytes_written += output.size
 
 
-def _carry_over_tail(store: HashLogStore, old: Segment, start: int, output: Output) -> None:
-    """Copy the records written to ``old`` from ``start`` on into ``output`` and point the
-    index at the copies. Holds the write lock (so the tail is whole and stays put)."""
+def _carry_over_tail(store: HashLogStore, old: Segment, start: int, output: Output) -> list[Move]:
+    """Copy the records written to ``old`` from ``start`` on into ``output``; the index
+    moves for the copies the index still points at, to install once ``output`` is
+    written (a point read takes no lock, so it must not see a location whose bytes are
+    still in ``output``'s buffer). Holds the write lock (so the tail is whole and stays
+    put)."""
     if old.size == start:
-        return
+        return []
     tail = old.file.read(start, old.size - start)
     found, _ = parse_records(tail, old.path, 0, may_be_torn=False)
-    keydir = store.keydir
-    entries = keydir.entries
+    entries = store.keydir.entries
+    moves: list[Move] = []
     for r in found:
         new = output.add(r.key, tail[r.offset : r.offset + r.length], r.flags, r.expire_ms)
         loc = entries.get(r.key)
         if loc is not None and loc[0] is old and loc[1] == start + r.offset:
-            keydir.set(r.key, new)
+            moves.append((r.key, loc, new))
+    return moves

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
-from shaledb.engine.hashlog import HashLogEngine
+from shaledb.engine.hashlog import HashLogEngine, merge
+from shaledb.errors import ShaleDBError
 from shaledb.options import Options
 
 
@@ -143,3 +144,42 @@ def test_merge_output_and_inputs_both_present_open_correctly(tmp_path: Path) -> 
     assert {k: v for k, _, _, v in engine.scan(b"", None)} == expected
     assert engine.get(b"k3") is None and engine.get(b"k4") == (0, 0, b"newest")
     engine.close()
+
+
+def test_two_file_compaction_never_shows_a_read_an_unwritten_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point reads take no lock: while the records written during a two-file compaction
+    are carried over (their copies still in the output's buffer), a get must still find
+    the originals, and after the swap the copies."""
+    engine = open_form("two files", tmp_path, fsync="never")
+    for i in range(50):
+        engine.put(0, f"k{i}".encode(), b"old")
+    seen: list[Any] = []
+    copy_live, finish = merge._copy_live, merge.Output.finish
+
+    def copy_then_write(*args: Any, **kwargs: Any) -> Any:
+        result = copy_live(*args, **kwargs)
+        engine.put(0, b"k7", b"written meanwhile")  # lands in the tail to carry over
+        engine.put(0, b"new", b"also meanwhile")
+        return result
+
+    def read_then_finish(self: merge.Output) -> bytes:
+        for key in (b"k7", b"new", b"k8"):
+            try:
+                seen.append(engine.get(key))
+            except ShaleDBError as exc:
+                seen.append(exc)
+        return finish(self)
+
+    monkeypatch.setattr(merge, "_copy_live", copy_then_write)
+    monkeypatch.setattr(merge.Output, "finish", read_then_finish)
+    engine.compact()
+    expected = [(0, 0, b"written meanwhile"), (0, 0, b"also meanwhile"), (0, 0, b"old")]
+    assert seen == expected
+    assert [engine.get(k) for k in (b"k7", b"new", b"k8")] == expected
+    assert engine.stats()["merges"] == 1
+    engine.close()
+    again = open_form("two files", tmp_path)
+    assert [again.get(k) for k in (b"k7", b"new", b"k8")] == expected
+    again.close()
