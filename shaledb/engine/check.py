@@ -127,7 +127,9 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
     for path, _size, may_be_torn in live_wals(fs, directory, state.log_number, wal_numbers):
         data = fs.read_all(path)
         try:
-            records, end = read_records(data, path, tail_may_be_torn=may_be_torn, kind=WAL_BATCH)
+            records, end = read_records(
+                data, path, may_be_torn, WAL_BATCH, gaps_may_be_unwritten=may_be_torn
+            )
             if end < len(data):
                 report.notes.append(
                     f"{path}: torn write of {len(data) - end} bytes at offset {end} "

@@ -9,7 +9,9 @@ the size of the file.
 
 Rule (the torn tail): in a log that may be torn (the newest), damage with no whole
 record after it is a write that never completed and is dropped; any other damage
-raises :class:`~shaledb.errors.CorruptionError` naming the file and the offset.
+raises :class:`~shaledb.errors.CorruptionError` naming the file and the offset. In
+the newest WAL, damage that starts with sectors of zeros (a power cut's unwritten
+pages) ends the log too, even with records after it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from shaledb.engine.log_format import (
     LogRecord,
     split_type,
 )
+from shaledb.engine.unwritten import starts_unwritten
 from shaledb.errors import CorruptionError
 
 
@@ -198,7 +201,11 @@ def _corruption(path: str, damage: Damage, data: bytes) -> CorruptionError:
 
 
 def read_records(
-    data: bytes, path: str, tail_may_be_torn: bool, kind: int | None = None
+    data: bytes,
+    path: str,
+    tail_may_be_torn: bool,
+    kind: int | None = None,
+    gaps_may_be_unwritten: bool = False,
 ) -> tuple[list[LogRecord], int]:
     """Decode a whole log: ``([LogRecord, ...], end of the last good record)``.
 
@@ -208,6 +215,9 @@ def read_records(
         tail_may_be_torn: whether the log may end in a torn write (the newest log);
             when False any damage raises.
         kind: the record kind the log holds; a record of another kind is damage.
+        gaps_may_be_unwritten: the log's tail may hold sectors a power cut did not
+            write (the newest WAL, never fsynced as a whole): damage of that shape
+            ends the log even with records after it (docs/format.md, "Power-cut gaps").
     Raises:
         CorruptionError: damage that is not a torn tail, naming the file and offset.
     """
@@ -225,7 +235,12 @@ def read_records(
         followed = _checks_out_at(data, event.claimed_next, kind) or (
             event.forged_header and _fragment_later_in_block(data, event, kind)
         )
-        if tail_may_be_torn and not followed and not any(isinstance(e, LogRecord) for e in events):
+        unwritten = gaps_may_be_unwritten and starts_unwritten(
+            data, event.at, (event.at // BLOCK_SIZE + 1) * BLOCK_SIZE
+        )
+        if tail_may_be_torn and (
+            unwritten or (not followed and not any(isinstance(e, LogRecord) for e in events))
+        ):
             if event.offset == 0 and _legacy(data):
                 raise _corruption(path, event, data)
             return records, event.offset

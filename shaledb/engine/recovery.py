@@ -165,7 +165,11 @@ def replay_wals(
         if not size:
             continue
         records, _ = read_records(
-            fs.read_all(path), path, tail_may_be_torn=may_be_torn, kind=WAL_BATCH
+            fs.read_all(path),
+            path,
+            tail_may_be_torn=may_be_torn,
+            kind=WAL_BATCH,
+            gaps_may_be_unwritten=may_be_torn,
         )
         for offset, _, payload in records:
             seq, ops = decode_batch(payload, path, offset)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import shaledb
+from shaledb.engine.check import check_directory
 from shaledb.engine.record_log import HEADER_SIZE, read_records
 from shaledb.errors import CorruptionError
 
@@ -106,6 +107,45 @@ def test_damaged_record_header_in_the_middle_of_the_wal(wal_db: Path, data_dir: 
     damaged = record_starts(wal_db)[1]
     flip(wal_db, damaged + 5, 0xFF)  # the length field, now crossing the block boundary
     with pytest.raises(CorruptionError, match=f"offset {damaged}"):
+        shaledb.open(str(data_dir))
+
+
+def test_power_cut_hole_in_the_newest_wal_drops_it_and_what_follows(data_dir: Path) -> None:
+    """Pages written back out of order, then a power cut: a hole of zeros with whole
+    records after it. Everything from the hole on was written after the last fsync
+    that completed, so the open drops it as it drops a torn tail."""
+    with shaledb.open(str(data_dir), fsync="never") as db:
+        for i in range(300):
+            db.put(f"key{i:03d}", f"value{i}" * 40)
+    wal = only(data_dir, ".wal")
+    starts = record_starts(wal)
+    hole = 8192
+    kept = sum(1 for end in starts[1:] if end <= hole)
+    assert 0 < kept < 299
+    data = wal.read_bytes()
+    wal.write_bytes(data[:hole] + bytes(4096) + data[hole + 4096 :])
+    report = check_directory(str(data_dir))
+    assert report.healthy, report.damage
+    torn_at = starts[kept]
+    assert [n for n in report.notes if f"at offset {torn_at}" in n and wal.name in n]
+    with shaledb.open(str(data_dir)) as db:
+        assert dict(db.scan()) == {f"key{i:03d}": f"value{i}" * 40 for i in range(kept)}
+        db.put("after", "the cut")
+    with shaledb.open(str(data_dir)) as db:
+        assert db.count() == kept + 1 and db.get("after") == "the cut"
+
+
+def test_a_hole_in_the_manifest_is_damage(data_dir: Path) -> None:
+    """The same hole in a manifest (fsynced before every use) is an error, not a tail."""
+    with shaledb.open(str(data_dir)) as db:
+        for i in range(40):
+            db.put(f"key{i:03d}", "v")
+            db.flush()
+    manifest = sorted(data_dir.glob("MANIFEST-*"))[-1]
+    data = manifest.read_bytes()
+    assert len(data) > 3 * 512
+    manifest.write_bytes(data[:512] + bytes(512) + data[1024:])
+    with pytest.raises(CorruptionError, match=manifest.name):
         shaledb.open(str(data_dir))
 
 

@@ -46,9 +46,9 @@ def encode_log(batches: list[list[Op]]) -> tuple[bytes, list[bytes]]:
 
 def read_everything(data: bytes) -> None:
     """Every reader entry point over ``data``; decode every record found."""
-    for torn in (True, False):
+    for torn, gaps in ((True, False), (False, False), (True, True)):
         try:
-            records, _ = read_records(data, "fuzz.wal", tail_may_be_torn=torn)
+            records, _ = read_records(data, "fuzz.wal", torn, gaps_may_be_unwritten=gaps)
         except CorruptionError:
             records = []
         for payload in (r.payload for r in records):

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from shaledb.engine.base import RawOp
 from shaledb.engine.checksum import CRC, crc32c
+from shaledb.engine.unwritten import starts_unwritten
 from shaledb.errors import CorruptionError
 
 DATA_MAGIC = b"SHLGDATA"
@@ -227,7 +228,8 @@ def parse_records(
     Args:
         data: the segment's bytes (header included).
         start: the offset of the first record to read.
-        may_be_torn: the segment is the active one, whose tail may be a torn write.
+        may_be_torn: the segment is the active one, whose tail may be a torn write or
+            hold sectors a power cut did not write.
     Raises:
         CorruptionError: damage that is not a torn tail, naming the file and offset.
     """
@@ -236,8 +238,12 @@ def parse_records(
     while pos < size:
         found = record_at(data, pos)
         if isinstance(found, str):
-            if may_be_torn and _next_record(data, _claimed_end(data, pos)) < 0:
-                return records, pos
+            if may_be_torn:
+                # A torn tail, or a power cut's unwritten sectors with records after
+                # them (docs/format.md, "Power-cut gaps"): the log ends here.
+                after = _next_record(data, _claimed_end(data, pos))
+                if after < 0 or starts_unwritten(data, pos, after):
+                    return records, pos
             raise CorruptionError(f"{path}: {found} at offset {pos}", path, pos)
         records.extend(found[0])
         pos = found[1]

@@ -287,3 +287,47 @@ def test_a_log_of_the_earlier_format_is_refused_with_a_message_that_says_so() ->
     for torn in (False, True):
         with pytest.raises(CorruptionError, match="format of ShaleDB 0.1"):
             read_records(legacy * 3, "old.wal", tail_may_be_torn=torn)
+
+
+# -- a power cut's unwritten sectors -----------------------------------------------------------
+
+GAP_PAYLOADS = [bytes([i % 250 + 1]) * 300 for i in range(400)]  # ~122 KiB, four blocks
+
+
+def _with_hole(data: bytes, start: int, length: int) -> bytes:
+    return data[:start] + bytes(length) + data[start + length :]
+
+
+def _whole_before(data: bytes, offset: int) -> list[bytes]:
+    """The payloads of the records that end before ``offset``."""
+    records, _ = read_records(data, "log", tail_may_be_torn=False)
+    ends = [r.offset for r in records[1:]] + [len(data)]
+    return [r.payload for r, end in zip(records, ends) if end <= offset]
+
+
+@pytest.mark.parametrize(
+    "start, length",
+    [(4096, 4096), (BLOCK_SIZE + 8192, 512), (3 * 512, 3 * 512), (BLOCK_SIZE, BLOCK_SIZE)],
+)
+def test_a_hole_of_unwritten_sectors_ends_the_newest_log(start: int, length: int) -> None:
+    good = _log(GAP_PAYLOADS)
+    data = _with_hole(good, start, length)
+    expected = _whole_before(good, start)
+    assert 0 < len(expected) < len(GAP_PAYLOADS)
+    records, end = read_records(data, "log", True, WAL_BATCH, gaps_may_be_unwritten=True)
+    assert _payloads(records) == expected
+    assert end == records[-1].offset + HEADER_SIZE + len(expected[-1])
+    # Where no hole is possible (an older WAL, a manifest), the same bytes are damage.
+    with pytest.raises(CorruptionError, match="offset"):
+        read_records(data, "log", tail_may_be_torn=True, kind=WAL_BATCH)
+
+
+def test_other_damage_with_records_after_it_is_still_an_error_in_the_newest_log() -> None:
+    good = bytearray(_log(GAP_PAYLOADS))
+    good[5000] ^= 0x10  # one flipped payload bit, no zeros
+    with pytest.raises(CorruptionError, match="checksum"):
+        read_records(bytes(good), "log", True, WAL_BATCH, gaps_may_be_unwritten=True)
+    # Zeros shorter than a sector, not at a sector's end: not a hole either.
+    data = _with_hole(_log(GAP_PAYLOADS), 5000, 100)
+    with pytest.raises(CorruptionError):
+        read_records(data, "log", True, WAL_BATCH, gaps_may_be_unwritten=True)

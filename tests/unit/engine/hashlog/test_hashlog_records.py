@@ -142,6 +142,39 @@ def test_engine_open_drops_a_torn_tail_and_refuses_mid_file_damage(tmp_path: Pat
     assert caught.value.path == str(path) and caught.value.offset == HEADER_SIZE
 
 
+def test_a_power_cut_hole_in_the_active_segment_ends_it(tmp_path: Path) -> None:
+    """A hole of zeros with whole records after it (pages written back out of order,
+    then a power cut) ends the active segment there; in a sealed segment it is damage."""
+    writes = [
+        encode_entry(i + 1, 0, f"k{i:03d}".encode(), 0, bytes([i + 1]) * 100) for i in range(60)
+    ]
+    data = segment(*writes)
+    hole = 2048
+    kept = sum(1 for i in range(60) if HEADER_SIZE + sum(map(len, writes[: i + 1])) <= hole)
+    holed = data[:hole] + bytes(1024) + data[hole + 1024 :]
+    records, end = parse_records(holed, "seg", HEADER_SIZE, True)
+    assert [r.key for r in records] == [f"k{i:03d}".encode() for i in range(kept)]
+    assert end == HEADER_SIZE + sum(map(len, writes[:kept]))
+    with pytest.raises(CorruptionError, match=f"offset {end}"):
+        parse_records(holed, "seg", HEADER_SIZE, False)
+    directory = tmp_path / "db"
+    engine = HashLogEngine(str(directory), Options(fsync="never"))
+    for i in range(60):
+        engine.put(0, f"k{i:03d}".encode(), bytes([i + 1]) * 100)
+    engine.close()
+    (directory / "000001.hli").unlink()  # as after a power cut: no index past the data
+    path = directory / "000001.hld"
+    whole = path.read_bytes()
+    path.write_bytes(whole[:hole] + bytes(1024) + whole[hole + 1024 :])
+    engine = HashLogEngine(str(directory))
+    assert [k for k, *_ in engine.scan(b"", None)] == [f"k{i:03d}".encode() for i in range(kept)]
+    engine.put(0, b"after", b"x")
+    engine.close()
+    engine = HashLogEngine(str(directory))
+    assert engine.get(b"after") == (0, 0, b"x") and len(list(engine.scan(b"", None))) == kept + 1
+    engine.close()
+
+
 def test_single_put_fast_path_writes_the_general_bytes(tmp_path: Path) -> None:
     fast, general = tmp_path / "fast", tmp_path / "general"
     for directory, use_put in ((fast, True), (general, False)):
