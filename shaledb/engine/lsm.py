@@ -95,7 +95,9 @@ class LSMEngine:
             )
             for lane in lanes
         )
-        self._parts = _Parts(directory, self._writes, self._versions, self._dir_lock, threads)
+        self._parts = _Parts(
+            directory, self._writes, self._versions, self._dir_lock, threads, self._compaction_lock
+        )
         # A handle dropped without close() still releases its directory, with a
         # ResourceWarning, as an unclosed file does.
         self._finalizer = weakref.finalize(self, _shut_down, self._parts, True)
@@ -157,6 +159,8 @@ class LSMEngine:
     def compact(self, lo: bytes | None = None, hi: bytes | None = None) -> None:
         self._writes.check_usable()
         with self._compaction_lock:
+            # Again under the lock: a close waits for this lock, then shuts everything.
+            self._writes.check_usable()
             chosen = compactions.for_range(self._versions.current, lo, hi)
             if chosen is not None:
                 try:
@@ -348,6 +352,9 @@ class _Parts(NamedTuple):
     versions: VersionSet
     dir_lock: DirectoryLock
     threads: tuple[threading.Thread, ...]
+    #: Held by a compaction; a close takes it so that no manual compaction is still
+    #: writing files or the manifest once the directory is released.
+    compaction_lock: threading.Lock
 
 
 def _shut_down(parts: _Parts, warn: bool) -> None:
@@ -367,11 +374,14 @@ def _shut_down(parts: _Parts, warn: bool) -> None:
         if threading.current_thread() is not thread:
             thread.join()
     try:
-        with writes.lock:
-            writes.close_writes()
-            writes.wal.close()
-        # Outside the write lock: log_and_apply takes the manifest lock, then this one.
-        parts.versions.close()
+        # A manual compaction in another thread ends first: one in the worker is
+        # cancelled (it sees ``closing``), one in this process runs to its edit.
+        with parts.compaction_lock:
+            with writes.lock:
+                writes.close_writes()
+                writes.wal.close()
+            # Outside the write lock: log_and_apply takes the manifest lock, then this one.
+            parts.versions.close()
     finally:
         parts.dir_lock.release()
 

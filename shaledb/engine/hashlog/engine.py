@@ -154,6 +154,7 @@ class HashLogEngine:
         store = self._store
         store.check_usable()
         with store.merge_lock:
+            store.check_usable()  # again: a close waits for this lock, then shuts the store
             self._merge()
 
     def _merge(self) -> None:
@@ -232,7 +233,9 @@ def _shut_down(store: HashLogStore, thread: threading.Thread, warn: bool) -> Non
         store.cond.notify_all()
     if threading.current_thread() is not thread:
         thread.join()
-    store.close()
+    # A manual merge in another thread ends first, so none writes once the lock is gone.
+    with store.merge_lock:
+        store.close()
 
 
 def _background(engine_ref: weakref.ref[HashLogEngine], store: HashLogStore) -> None:

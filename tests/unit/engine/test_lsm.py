@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from close_race import check_close_waits_for_compact
 from tiny_lsm import small_lsm_options
 
 import shaledb
+from shaledb.engine import compaction as compaction_module
 from shaledb.engine import version_set, write_path
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.fs import AppendFile, FileSystem
@@ -48,7 +50,6 @@ def test_a_new_directory_gets_a_manifest_a_wal_and_a_lock(data_dir: Path) -> Non
     try:
         assert (data_dir / "CURRENT").read_text().startswith("MANIFEST-")
         assert len(names(data_dir, ".wal")) == 1
-        assert (data_dir / "LOCK").exists()
         assert engine.stats()["engine"] == "lsm"
     finally:
         engine.close()
@@ -304,6 +305,20 @@ def test_closed_engine(data_dir: Path) -> None:
         engine.write([(0, b"k", 0, b"v")])
     with pytest.raises(ClosedError):
         engine.get(b"k")
+
+
+def test_close_waits_for_a_manual_compaction_in_another_thread(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close must not release the directory while a manual compaction still writes
+    tables and the manifest: it waits for it, and a compaction asked for later raises."""
+    engine = LSMEngine(str(data_dir), small(background_compaction=False, background_process=False))
+    engine.write(puts(100))
+    engine.flush()
+    check_close_waits_for_compact(engine, monkeypatch, compaction_module, "run")
+    again = LSMEngine(str(data_dir), small())
+    assert all_items(again) == {k: v for _, k, _, v in puts(100)}
+    again.close()
 
 
 def test_reads_during_flush_and_compaction_in_one_engine(data_dir: Path) -> None:

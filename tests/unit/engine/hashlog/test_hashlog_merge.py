@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from close_race import check_close_waits_for_compact
 
 from shaledb.engine.entry import HAS_TTL, TOMBSTONE
 from shaledb.engine.hashlog import HashLogEngine, merge
@@ -182,4 +183,20 @@ def test_two_file_compaction_never_shows_a_read_an_unwritten_copy(
     engine.close()
     again = open_form("two files", tmp_path)
     assert [again.get(k) for k in (b"k7", b"new", b"k8")] == expected
+    again.close()
+
+
+@pytest.mark.parametrize("form", ["directory", "two files"])
+def test_close_waits_for_a_manual_merge_in_another_thread(
+    tmp_path: Path, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_form(form, tmp_path, fsync="never", hashlog_merge_ratio=1.0)
+    for i in range(200):
+        engine.put(0, f"k{i % 20}".encode(), f"v{i}".encode())
+    check_close_waits_for_compact(engine, monkeypatch, merge, "_copy_live")
+    again = open_form(form, tmp_path)
+    assert {k: v for k, _, _, v in again.scan(b"", None)} == {
+        f"k{i}".encode(): f"v{180 + i}".encode() for i in range(20)
+    }
+    assert again.stats()["dead_bytes"] == 0
     again.close()
