@@ -44,6 +44,8 @@ class ManifestState:
     catalog: dict[str, Any] | None = None
     #: Where a torn last edit was dropped, if one was: the file ends in damage.
     torn_at: int | None = None
+    #: The files the repair that wrote this manifest read (see VersionEdit).
+    repair_inputs: list[str] | None = None
 
     def apply(self, edit: VersionEdit) -> None:
         for _level, number in edit.removed:
@@ -60,6 +62,8 @@ class ManifestState:
             self.flushed_seq = edit.flushed_seq
         if edit.catalog is not None:
             self.catalog = dict(edit.catalog)
+        if edit.repair_inputs is not None:
+            self.repair_inputs = list(edit.repair_inputs)
 
 
 def encode_current(name: str) -> bytes:

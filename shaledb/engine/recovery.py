@@ -47,6 +47,8 @@ def recover(
         state = ManifestState(name="")
     else:
         state = read_manifest(fs, directory, name)
+        if state.repair_inputs:
+            _finish_repair(fs, directory, state)
     numbered = [p for p in map(filenames.parse, fs.list_dir(directory)) if p is not None]
     versions.recover(state, [n for _, n in numbered])
     wal_numbers = [n for k, n in numbered if k is FileKind.WAL]
@@ -105,6 +107,43 @@ def _only_empty_start(fs: FileSystem, directory: str, names: list[str]) -> bool:
             if b'"add"' in manifest or b'"catalog"' in manifest:
                 return False
     return True
+
+
+def _finish_repair(fs: FileSystem, directory: str, state: ManifestState) -> None:
+    """Move into ``lost/`` the inputs of the repair that wrote ``state`` that are still
+    here: the repair was cut short after its new state was durable and before it moved
+    them (docs/format.md, "Repair"). None of them is live in ``state``."""
+    left = []
+    for name in state.repair_inputs or ():
+        parsed = filenames.parse(name)
+        if parsed is None or name == state.name:
+            continue
+        kind, number = parsed
+        live = (kind is FileKind.TABLE and number in state.tables) or (
+            kind is FileKind.WAL and number >= state.log_number
+        )
+        if not live and fs.exists(filenames.path(directory, name)):
+            left.append(name)
+    if left:
+        move_into_lost(fs, directory, left)
+
+
+def move_into_lost(fs: FileSystem, directory: str, names: list[str]) -> list[str]:
+    """Rename the files ``names`` of ``directory`` into its ``lost/`` (``NAME~N`` when
+    the name is taken there), then fsync both directories; the names they got."""
+    lost = filenames.path(directory, filenames.LOST_DIR)
+    fs.make_dirs(lost)
+    fs.sync_dir(directory)
+    taken = set(fs.list_dir(lost))
+    moved = []
+    for name in names:
+        target = filenames.lost_name(name, taken)
+        taken.add(target)
+        fs.rename(filenames.path(directory, name), filenames.path(lost, target))
+        moved.append(target)
+    fs.sync_dir(lost)
+    fs.sync_dir(directory)
+    return moved
 
 
 class LiveWal(NamedTuple):

@@ -40,6 +40,7 @@ from shaledb.engine.iterators import merge
 from shaledb.engine.manifest import ManifestWriter, current_name
 from shaledb.engine.memtable import MemTable
 from shaledb.engine.record_log import MANIFEST_EDIT, WAL_BATCH, salvage_records
+from shaledb.engine.recovery import move_into_lost
 from shaledb.engine.sstable import SSTable, SSTableBuilder
 from shaledb.engine.sstable.format import UNKNOWN_LEVEL, UNKNOWN_SEQS
 from shaledb.engine.version_edit import TableFile, VersionEdit
@@ -159,6 +160,7 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
     )
     catalog = _rebuilt_catalog(base.catalog, ids, report)
     manifest_number, log_number = next_file, next_file + 1
+    inputs = [n for n in names if n in numbered and n != filenames.manifest_name(manifest_number)]
     snapshot = VersionEdit(
         added=added,
         log_number=log_number,
@@ -168,11 +170,12 @@ def _repair(directory: str, options: Options, fs: FileSystem) -> RepairReport:
         # Every write found is in the new tables, and no WAL is live: the next open
         # checks from here that no later write goes missing.
         flushed_seq=last_seq,
+        # Should this repair be cut short before it moves them, the open moves them.
+        repair_inputs=inputs,
     )
     # The new state is durable once this returns: manifest fsynced, CURRENT replaced.
     ManifestWriter(fs, directory, manifest_number, snapshot).close()
-    inputs = [n for n in names if n in numbered and n != filenames.manifest_name(manifest_number)]
-    _move_aside(fs, directory, lost_dir, inputs, set(lost_names), report)
+    _move_aside(fs, directory, lost_dir, inputs, report)
     return report
 
 
@@ -472,24 +475,11 @@ _parse_lost = filenames.parse_lost
 
 
 def _move_aside(
-    fs: FileSystem,
-    directory: str,
-    lost_dir: str,
-    inputs: list[str],
-    taken: set[str],
-    report: RepairReport,
+    fs: FileSystem, directory: str, lost_dir: str, inputs: list[str], report: RepairReport
 ) -> None:
     if not inputs:
         return
-    fs.make_dirs(lost_dir)
-    fs.sync_dir(directory)
-    for name in inputs:
-        target = filenames.lost_name(name, taken)
-        taken.add(target)
-        fs.rename(filenames.path(directory, name), filenames.path(lost_dir, target))
-        report.moved.append(target)
-    fs.sync_dir(lost_dir)
-    fs.sync_dir(directory)
+    report.moved.extend(move_into_lost(fs, directory, inputs))
     report.lost.append(
         f"{len(inputs)} input files moved into {lost_dir} (delete it once satisfied)"
     )

@@ -4,7 +4,8 @@ An edit is one JSON object, every field optional::
 
     {"add": [[level, number, size, entries, smallest_hex, largest_hex], ...],
      "remove": [[level, number], ...], "log_number": 7, "next_file": 9,
-     "last_seq": 1234, "flushed_seq": 1200, "catalog": {...}}
+     "last_seq": 1234, "flushed_seq": 1200, "catalog": {...},
+     "repair_inputs": ["000004.sst", ...]}
 
 :meth:`VersionEdit.encode` and :meth:`VersionEdit.decode` are inverses and do no I/O.
 """
@@ -50,6 +51,10 @@ class VersionEdit:
     #: The last sequence number whose write is in a table; WAL ``log_number`` starts
     #: right after it (recovery checks that no write in between is missing).
     flushed_seq: int | None = None
+    #: The files a repair read (names in the directory); set only in the snapshot a
+    #: repair writes. An open moves any still there into ``lost/`` (the repair was cut
+    #: short before it moved them itself) instead of deleting them as obsolete.
+    repair_inputs: list[str] | None = None
 
     def encode(self) -> bytes:
         """The edit's JSON bytes (keys sorted, no spaces)."""
@@ -61,7 +66,14 @@ class VersionEdit:
             ]
         if self.removed:
             obj["remove"] = [[level, number] for level, number in self.removed]
-        for name in ("log_number", "next_file", "last_seq", "flushed_seq", "catalog"):
+        for name in (
+            "log_number",
+            "next_file",
+            "last_seq",
+            "flushed_seq",
+            "catalog",
+            "repair_inputs",
+        ):
             value = getattr(self, name)
             if value is not None:
                 obj[name] = value
@@ -100,11 +112,16 @@ class VersionEdit:
             catalog = obj.get("catalog")
             if catalog is not None and not isinstance(catalog, dict):
                 raise ValueError("the catalog must be a JSON object")
+            inputs = obj.get("repair_inputs")
+            if inputs is not None and not (
+                isinstance(inputs, list) and all(isinstance(n, str) for n in inputs)
+            ):
+                raise ValueError("repair_inputs must be a list of file names")
         except (TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise CorruptionError(
                 f"{path}: edit at offset {offset} does not parse: {exc}", path, offset
             ) from None
-        return cls(added, removed, catalog=catalog, **counters)
+        return cls(added, removed, catalog=catalog, repair_inputs=inputs, **counters)
 
 
 def _int(value: object) -> int:

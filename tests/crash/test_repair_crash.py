@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import shaledb
+from shaledb.engine import filenames
 from shaledb.engine.repair import repair_directory
 
 pytestmark = pytest.mark.crash
@@ -57,6 +58,8 @@ def test_repair_killed_at_every_step_loses_nothing(
             model[f"k{i:03d}"] = f"w{i}"
     manifest = template / (template / "CURRENT").read_text().splitlines()[0]
     os.truncate(manifest, 100)  # cut inside its first edits: a damaged manifest
+    inputs = {p.name for p in template.iterdir() if filenames.parse(p.name) is not None}
+    repaired_opens = 0
     step = 0
     while True:
         work = tmp_path / f"kill-{step}"
@@ -70,6 +73,16 @@ def test_repair_killed_at_every_step_loses_nothing(
         )
         finished = "DONE" in child.stdout
         assert finished or child.returncode == -9, child.stderr
+        current = (work / "CURRENT").read_text().splitlines()[0]
+        if current != manifest.name:
+            # The repaired state is durable: an open (no second repair) serves it and
+            # finishes moving the inputs aside; none of them is deleted.
+            with shaledb.open(str(work)) as db:
+                assert dict(db.scan()) == model, f"killed before step {step}"
+            lost = list((work / "lost").iterdir()) if (work / "lost").exists() else []
+            kept = {p.name for p in work.iterdir()} | {p.name.split("~")[0] for p in lost}
+            assert inputs <= kept, f"killed before step {step}: lost {inputs - kept}"
+            repaired_opens += 1
         repair_directory(str(work))  # after a crash, repair again
         with shaledb.open(str(work)) as db:
             assert dict(db.scan()) == model, f"killed before step {step}"
@@ -77,4 +90,4 @@ def test_repair_killed_at_every_step_loses_nothing(
         if finished:
             break
         step += 1
-    assert step > 5
+    assert step > 5 and repaired_opens > 2

@@ -56,6 +56,17 @@ def test_edit_round_trips_through_its_codec() -> None:
     assert VersionEdit.decode(edit.encode()) == edit
 
 
+def test_repair_inputs_round_trip_and_bad_ones_are_corruption() -> None:
+    edit = VersionEdit(added=[T1], repair_inputs=["000004.sst", "MANIFEST-000002"])
+    assert VersionEdit.decode(edit.encode()) == edit
+    state = ManifestState(name="m")
+    state.apply(VersionEdit.decode(edit.encode()))
+    assert state.repair_inputs == ["000004.sst", "MANIFEST-000002"]
+    for bad in ("000004.sst", [4], {"a": 1}):
+        with pytest.raises(CorruptionError, match="repair_inputs"):
+            VersionEdit.decode(json.dumps({"repair_inputs": bad}).encode(), "where")
+
+
 def _new(tmp_path: Path, number: int = 1, **counters) -> ManifestWriter:
     snapshot = VersionEdit(added=[T1], log_number=4, next_file=10, last_seq=0, **counters)
     return ManifestWriter(FileSystem(), str(tmp_path), number, snapshot)
