@@ -145,6 +145,8 @@ def _fraction(name: str, value: object) -> None:
         )
     if not 0 < value <= 1:
         raise InvalidArgumentError(f"option {name} must be a number in (0, 1]; got {value!r}")
+
+
 def _boolean(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise InvalidTypeError(

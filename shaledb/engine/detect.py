@@ -7,7 +7,8 @@ offline operations) decides through this module, so they all agree:
   backup cut short, LSM-named files: numbered WALs, tables and manifests, their ``.tmp``
   forms, and no hash-log segment; the LSM open then reports or clears them itself);
 - a hash-log directory is what :func:`shaledb.engine.hashlog.is_hashlog_directory`
-  recognises (its identity file);
+  recognises (its identity file), or one holding hash-log segments and no LSM-named
+  file (a store whose identity file was lost: its open refuses and points to repair);
 - a missing directory, or one holding nothing but ``LOCK``, is new: it gets the
   caller's default engine;
 - anything else (files of neither engine) is refused, never reformatted.
@@ -57,8 +58,13 @@ def detect_engine(path: str, fs: FileSystem | None = None) -> str | None:
         return None
     if _is_hashlog_directory(path, fs):
         return HASHLOG
-    if any(map(_is_lsm_name, names)) and not any(map(_is_hashlog_name, names)):
+    lsm_names, hashlog_names = any(map(_is_lsm_name, names)), any(map(_is_hashlog_name, names))
+    if lsm_names and not hashlog_names:
         return LSM
+    if hashlog_names and not lsm_names:
+        # A hash-log store that lost its identity file: the open says so and points
+        # to repair, which writes a new one; check reports it.
+        return HASHLOG
     quoted = ", ".join(names[:_QUOTED_NAMES]) + (", ..." if len(names) > _QUOTED_NAMES else "")
     raise InvalidArgumentError(
         f"{path} holds files of neither engine ({quoted}); "

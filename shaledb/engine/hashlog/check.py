@@ -96,7 +96,9 @@ def _check(fs: FileSystem, layout: Layout) -> HashLogCheckReport:
     if layout.pair is None:
         identity = filenames.path(layout.directory, filenames.HASHLOG)
         if not fs.exists(identity):
-            report.damage.append(f"{identity}: missing; {layout.directory} holds no hash-log store")
+            report.damage.append(
+                f"{identity}: missing (the store's identity file; repair writes a new one)"
+            )
         else:
             try:
                 check_identity(fs.read_all(identity), identity)

@@ -71,7 +71,7 @@ def prepare_directory(fs: FileSystem, layout: Layout) -> None:
     """Create the directory form's ``HASHLOG`` in an empty directory, else check it.
 
     Raises:
-        CorruptionError: the identity file is damaged.
+        CorruptionError: the identity file is damaged, or missing beside segments.
         StorageError: the directory holds files but no identity file (another engine's).
     """
     directory = layout.directory
@@ -80,6 +80,14 @@ def prepare_directory(fs: FileSystem, layout: Layout) -> None:
         check_identity(fs.read_all(path), path)
         return
     others = [n for n in fs.list_dir(directory) if n != filenames.LOCK]
+    segments = [n for n in others if filenames.parse_segment(n) is not None]
+    if segments:
+        raise CorruptionError(
+            f"{path}: missing, yet {directory} holds hash-log segments "
+            f"({', '.join(segments[:3])}{', ...' if len(segments) > 3 else ''}); "
+            f"'shaledb repair {directory}' writes a new identity file and keeps every record",
+            path,
+        )
     if others:
         what = "an LSM database" if filenames.CURRENT in others else "other files"
         raise StorageError(

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+import shaledb
+from shaledb.engine.check import check_directory
+from shaledb.engine.detect import detect_engine
 from shaledb.engine.hashlog import (
     HashLogEngine,
     backup_hashlog,
@@ -16,6 +19,7 @@ from shaledb.engine.hashlog import (
 )
 from shaledb.engine.hashlog.records import ENTRY_SIZE, HEADER_SIZE
 from shaledb.engine.lsm import LSMEngine
+from shaledb.engine.repair import repair_directory
 from shaledb.errors import CorruptionError, LockedError, StorageError
 from shaledb.options import Options
 
@@ -173,3 +177,23 @@ def test_a_newest_segment_without_header_is_a_creation_cut_short(tmp_path: Path)
     assert report.healthy and any("creation cut short" in n for n in report.notes)
     assert contents(tmp_path / "db") == model
     assert not cut.exists()
+
+
+def test_a_store_that_lost_its_identity_file_points_to_repair_which_restores_it(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "db"
+    model = fill(directory)
+    (directory / "HASHLOG").unlink()
+    before = sorted(p.name for p in directory.iterdir())
+    assert detect_engine(str(directory)) == "hashlog"
+    with pytest.raises(CorruptionError, match="shaledb repair") as caught:
+        shaledb.open(str(directory))
+    assert "HASHLOG: missing" in str(caught.value) and "000001.hld" in str(caught.value)
+    assert sorted(p.name for p in directory.iterdir()) == before  # nothing changed
+    checked = check_directory(str(directory))
+    assert not checked.healthy and any("HASHLOG" in d for d in checked.damage)
+    repair_directory(str(directory))
+    assert (directory / "HASHLOG").exists()
+    assert contents(directory) == model
+    assert check_directory(str(directory)).healthy
