@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,11 +140,13 @@ class Commands:
         password: str | None = None,
         server_stats: Callable[[], dict[str, Any]] | None = None,
         record: Callable[[str, bool], None] | None = None,
+        on_write: Callable[[Table, Sequence[object], float | None], None] | None = None,
     ) -> None:
         self.db = db
         self.password = password
         self.server_stats = server_stats or dict
         self.record = record or _ignore
+        self.on_write = on_write or _ignore_write
 
     def session(self) -> Session:
         """The state of a new connection (unauthenticated when a password is set)."""
@@ -152,6 +154,10 @@ class Commands:
 
 
 def _ignore(command: str, ok: bool) -> None:
+    pass
+
+
+def _ignore_write(table: Table, keys: Sequence[object], ttl: float | None) -> None:
     pass
 
 
@@ -215,7 +221,9 @@ def _auth(session: Session, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _put(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    session.table(args).put(args["key"], args["value"], ttl=args.get("ttl"))
+    table, ttl = session.table(args), args.get("ttl")
+    table.put(args["key"], args["value"], ttl=ttl)
+    session.commands.on_write(table, (args["key"],), ttl)
     return {"message": "Key-value pair stored"}
 
 
@@ -224,7 +232,10 @@ def _get(session: Session, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _delete(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    existed = session.table(args).delete(args["key"])
+    table = session.table(args)
+    existed = table.delete(args["key"])
+    if existed:
+        session.commands.on_write(table, (args["key"],), None)
     return {"message": "Key deleted" if existed else "Key not found"}
 
 
@@ -237,12 +248,18 @@ def _ttl(session: Session, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _expire(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    return {"updated": session.table(args).expire(args["key"], args["ttl"])}
+    table = session.table(args)
+    updated = table.expire(args["key"], args["ttl"])
+    if updated:
+        session.commands.on_write(table, (args["key"],), args["ttl"])
+    return {"updated": updated}
 
 
 def _batch_put(session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    keys, values = args["keys"], args["values"]
-    session.table(args).batch_put(keys, values, ttl=args.get("ttl"))
+    keys, values, ttl = args["keys"], args["values"], args.get("ttl")
+    table = session.table(args)
+    table.batch_put(keys, values, ttl=ttl)
+    session.commands.on_write(table, keys, ttl)
     return {"message": f"{len(keys)} key-value pairs stored"}
 
 

@@ -4,8 +4,8 @@ Expired keys are never returned: the engine's read path treats an entry past its
 deadline as missing, and compaction drops it from disk. That alone would leave
 short-lived keys in the memtable and in level-0 tables until a compaction reaches
 them, so the server also sweeps: :class:`ExpiryTracker` remembers the deadline of
-every key a RESP command gave a TTL (bounded by ``max_tracked``; keys beyond it, and
-keys given a TTL over JSON lines, are left to compaction), and :meth:`sweep`, run
+every key a RESP command or a JSON-lines request gave a TTL (bounded by
+``max_tracked``; keys beyond it are left to compaction), and :meth:`sweep`, run
 about ten times a second, writes a tombstone for each key that is past its deadline
 and no longer live, which frees its value in the memtable at once.
 
@@ -75,7 +75,7 @@ class WriterGate:
 
 
 class ExpiryTracker:
-    """Deadlines of keys given a TTL over RESP, and the sweep. Thread-safe."""
+    """Deadlines of keys given a TTL over either protocol, and the sweep. Thread-safe."""
 
     def __init__(self, state: RespState, max_tracked: int = MAX_TRACKED) -> None:
         self.state = state

@@ -24,12 +24,13 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from shaledb import DB, AuthenticationError, NotFoundError, ShaleDBError, Table
+from shaledb.arguments import key_bytes
 from shaledb.keyspace import DEFAULT_NAMESPACE, DEFAULT_TABLE
 
 # The command modules register themselves in REGISTRY on import.
@@ -42,7 +43,7 @@ from shaledb.server.resp_protocol import (
     ErrorReply,
     encode,
 )
-from shaledb.server.resp_store import BatchStore, DirectStore
+from shaledb.server.resp_store import BatchStore, DirectStore, now_ms, table_ref
 from shaledb.server.transactions import WatchRegistry
 
 log = logging.getLogger("shaledb.server")
@@ -115,6 +116,19 @@ class RespState:
             "notify-keyspace-events": "",
             "hz": "10",
         }
+
+    def json_wrote(self, table: Table, keys: Sequence[object], ttl: float | None) -> None:
+        """A JSON-lines request wrote ``keys`` of ``table`` (with time to live ``ttl``):
+        the sessions watching them fail their EXEC, and their deadlines are swept."""
+        tref = table_ref(table)
+        refs = [(tref, key_bytes(key)[0]) for key in keys]
+        for ref in refs:
+            self.watches.touch(ref)
+        if ttl is not None:
+            deadline = now_ms() + round(ttl * 1000)
+            for ref in refs:
+                self.expiry.note_ref(ref, deadline)
+        self.dirty += len(refs)
 
     def new_session(self, peer: str = "", kill: Callable[[], None] | None = None) -> RespSession:
         session = RespSession(self, next(self._ids), peer, kill)

@@ -97,9 +97,6 @@ class Server:
         self.db = db
         self.config = config
         self.metrics = Metrics()
-        self.commands = Commands(
-            db, config.password, server_stats=self.metrics.snapshot, record=self.metrics.record
-        )
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="shaledb-worker")
         self.resp = RespState(
             db,
@@ -114,6 +111,14 @@ class Server:
             ),
             record=self.metrics.record,
             server_stats=self.metrics.snapshot,
+        )
+        # JSON-lines writes tell RESP's WATCH and expiry sweep, as RESP writes do.
+        self.commands = Commands(
+            db,
+            config.password,
+            server_stats=self.metrics.snapshot,
+            record=self.metrics.record,
+            on_write=self.resp.json_wrote,
         )
         self.budget = InputBudget(config.max_buffer_bytes)
         self._dispatcher: Dispatcher | None = None
@@ -359,7 +364,11 @@ class Server:
                 if not data:
                     last = framer.finish()
                     if last.strip():
-                        writer.write(self._respond_json(session, [last]))
+                        # On the pool, as every other request: it may wait for the disk.
+                        reply = await loop.run_in_executor(
+                            self.pool, self._respond_json, session, [last]
+                        )
+                        writer.write(reply)
                     return
         finally:
             self.budget.release(held)

@@ -7,11 +7,12 @@ crash all of them are there or none. As in Redis there is no rollback of a comma
 that answered an error inside EXEC; the others still apply.
 
 WATCH aborts EXEC (a nil reply) when a watched key changed after the WATCH. Two
-checks catch a change: every RESP write marks the sessions watching its key
-(:meth:`WatchRegistry.touch`, exact, as Redis's ``touchWatchedKey``), and at EXEC
-each watched key's value and expiry are compared with what they were at WATCH time,
-which catches writes from JSON-lines clients (which do not pass through RESP). A
-JSON write that leaves value and expiry as they were is not seen as a change.
+checks catch a change: every write marks the sessions watching its key
+(:meth:`WatchRegistry.touch`, exact, as Redis's ``touchWatchedKey``; JSON-lines
+writes too, through :meth:`~shaledb.server.resp_session.RespState.json_wrote`), and
+at EXEC each watched key's value and expiry are compared with what they were at WATCH
+time, which catches writes that reach the database another way (an embedded handle
+in the server's process).
 """
 
 from __future__ import annotations

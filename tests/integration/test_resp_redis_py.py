@@ -239,6 +239,14 @@ def test_watch_aborts_on_change_over_json_lines(r: redis.Redis, server: ServerPr
         pipe.set(k, "resp")
         with pytest.raises(redis.WatchError):
             pipe.execute()
+    # The same value written again over JSON lines is a write too, as over RESP.
+    with r.pipeline() as pipe:
+        pipe.watch(k)
+        assert link.call({"command": "put", "key": k, "value": "json"})["status"] == "ok"
+        pipe.multi()
+        pipe.set(k, "resp")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
     link.close()
     assert r.get(k) == b"json"
 
