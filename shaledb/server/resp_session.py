@@ -83,7 +83,9 @@ class RespState:
         self.record = record or (lambda name, ok: None)
         self.server_stats = server_stats or dict
         #: Held by every write command and by EXEC (see the module docstring).
-        self.lock = threading.Lock()
+        #: Reentrant: a command holding it may create a SELECT database (COPY ... DB n,
+        #: SELECT inside MULTI), which takes it too.
+        self.lock = threading.RLock()
         self.direct = DirectStore(self)
         self.watches = WatchRegistry()
         self.broker = Broker()

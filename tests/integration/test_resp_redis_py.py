@@ -381,3 +381,29 @@ def test_auth(tmp_path_factory: pytest.TempPathFactory) -> None:
         c.close()
     finally:
         proc.stop()
+
+
+def test_copy_to_a_new_database_and_select_inside_multi(
+    r: redis.Redis, server: ServerProcess
+) -> None:
+    """Both create a SELECT database while the write lock is held (they once hung the
+    server's write path for good)."""
+    proto = r.connection_pool.connection_kwargs["protocol"]
+    k = key(r, "copysrc")
+    r.set(k, "hello")
+    assert r.copy(k, k + ":dst", destination_db=6 + proto) is True
+    other = redis.Redis(port=server.port, db=6 + proto, socket_timeout=10)
+    assert other.get(k + ":dst") == b"hello"
+    one = redis.Redis(
+        port=server.port, protocol=proto, socket_timeout=10, single_connection_client=True
+    )
+    pipe = one.pipeline(transaction=True)
+    pipe.execute_command("SELECT", 10 + proto)
+    pipe.set(k, "in a new database")
+    assert pipe.execute() == [True, True]
+    assert redis.Redis(port=server.port, db=10 + proto, socket_timeout=10).get(k) == (
+        b"in a new database"
+    )
+    assert r.set(k, "still writable") is True and r.get(k) == b"still writable"
+    one.close()
+    other.close()
