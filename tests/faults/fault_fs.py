@@ -328,6 +328,7 @@ class FaultFS(FileSystem):
         directory: str | None = None,
         torn: random.Random | None = None,
         early_names: bool = False,
+        holes: random.Random | None = None,
     ) -> dict[str, bytes]:
         """The files of ``directory`` (default: the root) after a power cut just before
         step ``k`` (steps ``0 .. k-1`` happened), by name.
@@ -338,6 +339,10 @@ class FaultFS(FileSystem):
         bytes appended after its last fsync. With ``early_names`` every create, rename
         and remove done before ``k`` has reached the disk, fsynced or not (a file system
         that commits metadata ahead of data), while contents still follow the rules.
+        With ``holes``, the pages (4 KiB of the file, aligned) written after the last
+        fsync each reach the disk or not, in any order: the file then reads zeros where a
+        page did not, up to the end of the last page that did (the OS writes dirty pages
+        back in no particular order).
         """
         directory = os.path.abspath(directory or self.root)
         with self.lock_:
@@ -354,6 +359,8 @@ class FaultFS(FileSystem):
             extra = bytes(inode.volatile[len(content) :])
             if torn is not None and extra and inode.volatile.startswith(content):
                 content += extra[: torn.randint(0, len(extra))]
+            elif holes is not None and extra and inode.volatile.startswith(content):
+                content = _with_holes(content, bytes(inode.volatile), holes)
             files[os.path.basename(path)] = content
         return files
 
@@ -408,3 +415,33 @@ def write_image(files: dict[str, bytes], directory: str) -> None:
     for name, content in files.items():
         with open(os.path.join(directory, name), "wb") as f:
             f.write(content)
+
+
+#: The unit in which the OS writes a file's dirty data back.
+PAGE = 4096
+
+
+def _with_holes(durable: bytes, volatile: bytes, rng: random.Random) -> bytes:
+    """``volatile`` as a power cut may leave it when only ``durable`` (a prefix) was
+    fsynced: each later page kept or lost at random, lost ones reading as zeros, the
+    file ending with the last page kept."""
+    out = bytearray(durable)
+    start = len(durable)
+    for page in range(start - start % PAGE, len(volatile), PAGE):
+        lo, hi = max(page, start), min(page + PAGE, len(volatile))
+        if rng.random() < 0.5:
+            out += bytes(lo - len(out))  # the pages lost before this one: zeros
+            out += volatile[lo:hi]
+    return bytes(out)
+
+
+def images_with_holes(fs: FaultFS, scratch: str, seeds: int) -> list[str]:
+    """Directories holding the images of a power cut now, one per seed, each losing
+    pages of the unsynced tails at random (:meth:`FaultFS.image` with ``holes``)."""
+    end = len(fs.steps)
+    made = []
+    for seed in range(seeds):
+        image = os.path.join(scratch, f"holes-{seed}")
+        write_image(fs.image(end, holes=random.Random(seed)), image)
+        made.append(image)
+    return made

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_fs import FaultFS, write_image
+from fault_fs import FaultFS, images_with_holes, write_image
 from history import History, State, read_state
 from scratch import scratch_dir
 
@@ -158,15 +158,21 @@ class Checker:
         return str(self.scratch / f"image{self.count}")
 
     def power_cut(
-        self, k: int, torn: random.Random | None = None, early_names: bool = False
+        self,
+        k: int,
+        torn: random.Random | None = None,
+        early_names: bool = False,
+        holes: random.Random | None = None,
     ) -> State:
         """Open the image of a power cut before step ``k``; the state read.
 
         Raises AssertionError naming the step when the state is not allowed.
         """
         directory = self._dir()
-        write_image(self.history.fs.image(k, torn=torn, early_names=early_names), directory)
+        image = self.history.fs.image(k, torn=torn, early_names=early_names, holes=holes)
+        write_image(image, directory)
         what = "power cut" + (" (torn)" if torn else "") + (" (early names)" if early_names else "")
+        what += " (pages lost out of order)" if holes else ""
         state = self._open(directory, k, what)
         problem = self.history.verdict(state, k)
         assert problem is None, problem
@@ -312,6 +318,39 @@ def test_torn_power_cut_at_sampled_steps(
     checker = Checker(recorded[(fsync, workload)], scratch)
     for k in sample_steps(checker.history, 40, seed=2):
         checker.power_cut(k, torn=random.Random(k))
+
+
+@pytest.mark.parametrize(("fsync", "workload"), _cases("holes", torn=True))
+def test_power_cut_losing_pages_out_of_order_at_sampled_steps(
+    recorded: dict[tuple[str, str], History], scratch: Path, fsync: str, workload: str
+) -> None:
+    """The pages written since a file's last fsync reach the disk or not, in any order:
+    holes of zeros with whole records after them (docs/format.md, "Power-cut gaps")."""
+    checker = Checker(recorded[(fsync, workload)], scratch)
+    for k in sample_steps(checker.history, 40, seed=7):
+        checker.power_cut(k, holes=random.Random(k))
+
+
+@pytest.mark.parametrize("fsync", ["never", "everysec"])
+def test_pages_of_a_long_unsynced_wal_tail_lost_out_of_order(scratch: Path, fsync: str) -> None:
+    """A WAL tail of many pages written since the last fsync, each page lost or kept at
+    random: every image opens, to exactly the writes before the first page lost."""
+    directory = str(scratch / f"db-{fsync}")
+    fs = FaultFS(directory)
+    engine = LSMEngine(directory, Options(fsync=fsync, background_compaction=False), fs=fs)
+    engine._writes.wal.sync()  # the empty log durable; then nothing more is
+    puts = [(f"k{i:03d}".encode(), bytes([i % 250 + 1]) * 400) for i in range(150)]
+    for key, value in puts:
+        engine.put(0, key, value)
+    lengths = set()
+    for image in images_with_holes(fs, str(scratch / fsync), 20):
+        reopened = LSMEngine(image, Options(fsync=fsync, background_compaction=False))
+        found = [(k, v) for k, _, _, v in reopened.scan(b"", None)]
+        reopened.close()
+        assert found == puts[: len(found)], f"{image}: not a prefix of the writes"
+        lengths.add(len(found))
+    assert len(lengths) > 3 and max(lengths) < len(puts)  # holes at many places
+    engine.close()
 
 
 @pytest.mark.parametrize(("fsync", "workload"), _cases("early_names", torn=True))

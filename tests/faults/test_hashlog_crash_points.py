@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from fault_fs import FaultFS, write_image
+from fault_fs import FaultFS, images_with_holes, write_image
 
 from shaledb.engine.entry import TOMBSTONE
 from shaledb.engine.hashlog import HashLogEngine
@@ -106,3 +106,23 @@ def test_power_cut_at_every_step_of_the_two_file_swap(tmp_path: Path) -> None:
         expected,
     )
     assert checked > 10
+
+
+def test_pages_of_the_active_segment_lost_out_of_order(tmp_path: Path) -> None:
+    """The active segment's unsynced pages, each lost or kept at random: every image
+    opens, to exactly the writes before the first page lost."""
+    directory = str(tmp_path / "db")
+    fs = FaultFS(directory)
+    engine = HashLogEngine(directory, Options(fsync="never"), fs=fs)
+    puts = [(f"k{i:03d}".encode(), bytes([i % 250 + 1]) * 400) for i in range(150)]
+    for key, value in puts:
+        engine.put(0, key, value)
+    lengths = set()
+    for image in images_with_holes(fs, str(tmp_path / "images"), 20):
+        reopened = HashLogEngine(image)
+        found = sorted(contents(reopened).items())
+        reopened.close()
+        assert found == puts[: len(found)], f"{image}: not a prefix of the writes"
+        lengths.add(len(found))
+    assert len(lengths) > 3 and max(lengths) < len(puts)
+    engine.close()
