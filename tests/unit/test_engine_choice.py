@@ -159,6 +159,28 @@ def test_the_two_file_form_refuses_what_it_cannot_be(tmp_path: Path) -> None:
     assert not index.exists()
 
 
+def test_the_two_file_form_never_overwrites_a_file_given_as_its_index(tmp_path: Path) -> None:
+    data, index, notes = tmp_path / "data.txt", tmp_path / "index.txt", tmp_path / "notes.txt"
+    notes.write_text("someone's notes\n")
+    with pytest.raises(InvalidArgumentError, match="notes.txt is not a hash-log index file"):
+        shaledb.KeyValueStore(str(tmp_path / "new.dat"), str(notes))
+    assert notes.read_text() == "someone's notes\n" and not (tmp_path / "new.dat").exists()
+    with shaledb.KeyValueStore(str(data), str(index)) as store:
+        for i in range(100):
+            store.put(f"k{i}", f"v{i}")
+        # The pair swapped while the store is open (its index not written yet), and
+        # once it is closed: refused both times, nothing overwritten.
+        with pytest.raises(InvalidArgumentError, match="not a hash-log index file"):
+            shaledb.KeyValueStore(str(index), str(data))
+    with pytest.raises(InvalidArgumentError, match="not a hash-log data file"):
+        shaledb.KeyValueStore(str(index), str(data))
+    with pytest.raises(InvalidArgumentError, match="holds no data"):
+        shaledb.KeyValueStore(str(tmp_path / "other.dat"), str(index))
+    assert not (tmp_path / "other.dat").exists()
+    with shaledb.KeyValueStore(str(data), str(index)) as store:
+        assert store.count() == 100 and store.get("k7") == "v7"
+
+
 def test_the_directory_form_is_hash_log_when_new_and_detected_when_not(tmp_path: Path) -> None:
     with shaledb.KeyValueStore(str(tmp_path / "new")) as store:
         assert engine_of(store) == "hashlog"

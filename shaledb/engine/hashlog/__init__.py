@@ -9,7 +9,11 @@ from __future__ import annotations
 from shaledb.engine.hashlog.backup import backup_hashlog
 from shaledb.engine.hashlog.check import HashLogCheckReport, check_hashlog
 from shaledb.engine.hashlog.engine import HashLogEngine
-from shaledb.engine.hashlog.identity import is_hashlog_data_file, is_hashlog_directory
+from shaledb.engine.hashlog.identity import (
+    is_hashlog_data_file,
+    is_hashlog_directory,
+    is_hashlog_index_file,
+)
 from shaledb.engine.hashlog.repair import HashLogRepairReport, repair_hashlog
 
 __all__ = [
@@ -19,6 +23,7 @@ __all__ = [
     "backup_hashlog",
     "check_hashlog",
     "is_hashlog_data_file",
+    "is_hashlog_index_file",
     "is_hashlog_directory",
     "repair_hashlog",
 ]
