@@ -188,11 +188,17 @@ def replay_wals(
     wals = live_wals(fs, directory, state.log_number, wal_numbers)
     # Checks that need the flushed_seq and the durable-before-edit rule of this version.
     checked = state.flushed_seq is not None
-    # No WAL at all is a loss only if the manifest says some writes are in none of its
-    # tables (a repaired directory starts without one).
+    # The WAL the manifest names is created (and the directory fsynced) before the
+    # edit that names it, and removed only once an edit names a later one: missing, it
+    # was lost with the writes it held after the manifest's last edit. The exception is
+    # a repaired directory, whose manifest names a log not made yet.
     unflushed = checked and state.last_seq > (state.flushed_seq or 0)
     missing = filenames.path(directory, filenames.wal_name(state.log_number))
-    if state.log_number and ((wals and wals[0].path != missing) or (not wals and unflushed)):
+    repaired = state.repair_inputs is not None
+    lost = (wals and wals[0].path != missing) or (
+        not wals and (unflushed or (checked and not repaired))
+    )
+    if state.log_number and lost:
         raise CorruptionError(
             f"{missing}: missing, yet manifest {state.name} names it the oldest live log; "
             f"its writes are lost{_lost_edits_hint(directory, state)}",

@@ -17,8 +17,10 @@ import pytest
 
 from shaledb.engine import lsm
 from shaledb.engine.batch import decode_batch
+from shaledb.engine.check import check_directory
 from shaledb.engine.lsm import LSMEngine
 from shaledb.engine.record_log import read_records
+from shaledb.engine.repair import repair_directory
 from shaledb.errors import CorruptionError
 from shaledb.options import Options
 
@@ -191,3 +193,31 @@ def test_unlisted_tables_are_moved_aside_when_the_manifest_ends_in_damage(
         engine.close()
     assert not stray.exists()
     assert (data_dir / "lost" / "000900.sst").read_bytes() == b"not known to the manifest"
+
+
+def test_the_newest_wal_deleted_is_corruption_and_check_says_so(data_dir: Path) -> None:
+    """Writes after the manifest's last edit are only in the WAL it names: that WAL
+    missing is a loss to report, not an empty database to open."""
+    engine = LSMEngine(str(data_dir), OPTS)
+    put_keys(engine, 0, 5)
+    engine.close()
+    wal = data_dir / names(data_dir, ".wal")[-1]
+    wal.unlink()
+    report = check_directory(str(data_dir))
+    assert not report.healthy and any(wal.name in d and "missing" in d for d in report.damage)
+    with pytest.raises(CorruptionError, match="missing") as info:
+        LSMEngine(str(data_dir), OPTS)
+    assert wal.name in str(info.value)
+
+
+def test_a_repaired_directory_opens_without_a_wal(data_dir: Path) -> None:
+    engine = LSMEngine(str(data_dir), OPTS)
+    put_keys(engine, 0, 5)
+    engine.close()
+    repair_directory(str(data_dir))
+    assert names(data_dir, ".wal") == []
+    engine = LSMEngine(str(data_dir), OPTS)
+    try:
+        assert len(all_keys(engine)) == 5
+    finally:
+        engine.close()
