@@ -108,6 +108,11 @@ def _check(fs: FileSystem, layout: Layout) -> HashLogCheckReport:
         read_catalog(fs, layout)
     except CorruptionError as exc:
         report.damage.append(str(exc))
+    for name in layout.orphan_index_names(fs):
+        report.damage.append(
+            f"{filenames.path(layout.directory, name)}: the index file of a data segment "
+            "that is missing (its records are lost)"
+        )
     numbers = layout.segment_numbers(fs)
     kinds: dict[int, int] = {}
     contents: dict[int, bytes] = {}
@@ -163,7 +168,10 @@ def _check_segment(
         report.notes.append(f"{exc} (rebuilt from the data on open)")
         return
     file_id = records.decode_header(data, path).file_id
-    if index.file_id != file_id or index.covers > len(data) or index.covers < HEADER_SIZE:
+    if index.file_id == file_id and index.covers > len(data):
+        report.damage.append(lost_bytes_message(path, len(data), index_path, index.covers))
+        return
+    if index.file_id != file_id or index.covers < HEADER_SIZE:
         report.index_files_rebuilt += 1
         report.notes.append(
             f"{index_path}: does not describe {path} (rebuilt from the data on open)"
@@ -180,6 +188,15 @@ def _check_segment(
             f"{index_path}: covers {index.covers} of {len(data)} bytes (the rest is read "
             "from the data on open)"
         )
+
+
+def lost_bytes_message(path: str, size: int, index_path: str, covers: int) -> str:
+    """What a data file shorter than its own index file says it was means."""
+    return (
+        f"{path}: {size} bytes, but its index file {index_path} covers {covers}: "
+        f"{covers - size} bytes that were durable are lost (the file was cut short); "
+        "'shaledb repair' keeps every record left"
+    )
 
 
 def _first_difference(a: list[RawRecord], b: list[Record]) -> str:

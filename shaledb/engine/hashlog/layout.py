@@ -59,6 +59,20 @@ class Layout:
         names = fs.list_dir(self.directory)
         return sorted(n for n in map(filenames.parse_segment, names) if n is not None)
 
+    def orphan_index_names(self, fs: FileSystem) -> list[str]:
+        """The directory form's index files whose segment is missing (none in the
+        two-file form). A merge removes a segment's index file before the segment, so
+        such a file means the segment, and its records, were lost."""
+        if self.pair is not None:
+            return []
+        names = fs.list_dir(self.directory)
+        present = {n for n in map(filenames.parse_segment, names) if n is not None}
+        return [
+            n
+            for n in names
+            if n.endswith(".hli") and n[:-4].isdigit() and int(n[:-4]) not in present
+        ]
+
     def temp_files(self, fs: FileSystem) -> list[str]:
         """Files left half-written by a crash (removed on open)."""
         if self.pair is not None:

@@ -121,14 +121,15 @@ def _copy_live(
 
 
 def put_in_place(fs: FileSystem, layout: Layout, outputs: list[Output]) -> int:
-    """Finish the directory-form ``outputs``: each one's data fsynced, its index file
-    written, its data renamed into place; then the directory fsynced. Bytes written."""
+    """Finish the directory-form ``outputs``: each one's data fsynced and renamed into
+    place, then its index file written; then the directory fsynced. Bytes written."""
     written = 0
     for output in outputs:
         index = output.finish()
+        # The data first: an index file never names a segment that is not in place.
+        fs.rename(output.temp, output.path)
         index_path = layout.index_path(output.segment.number)
         fs.write_atomic(layout.directory, os.path.basename(index_path), index)
-        fs.rename(output.temp, output.path)
         written += output.size
     fs.sync_dir(layout.directory)
     return written
@@ -163,10 +164,13 @@ def merge_sealed(store: HashLogStore, now_ms: int) -> bool:
     )
     written = put_in_place(fs, layout, outputs)
     store.install(moves, inputs, [o.segment for o in outputs])
-    # Oldest first: a tombstone goes only after every older record it hides.
+    # Oldest first: a tombstone goes only after every older record it hides. The index
+    # file goes first, durably: an index file whose segment is missing then always
+    # means the segment was lost (an open refuses it), never a merge cut short.
     for segment in inputs:
-        fs.remove(segment.path)
         fs.remove(layout.index_path(segment.number))
+        fs.sync_dir(layout.directory)
+        fs.remove(segment.path)
     fs.sync_dir(layout.directory)
     with store.lock:
         store.merges += 1

@@ -123,6 +123,10 @@ def _write_directory(
         aside.append(filenames.segment_name(n))
         if fs.exists(layout.index_path(n)):
             aside.append(filenames.segment_index_name(n))
+    for name in layout.orphan_index_names(fs):
+        if name not in aside and name != filenames.segment_index_name(number):
+            report.dropped.append(f"{name}: index file of a missing data segment, kept aside")
+            aside.append(name)
     identity = filenames.path(directory, filenames.HASHLOG)
     identity_ok = True
     try:

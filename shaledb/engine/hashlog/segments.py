@@ -17,6 +17,7 @@ from shaledb.engine import filenames
 from shaledb.engine.entry import TOMBSTONE
 from shaledb.engine.fs import FileSystem, RandomAccessFile
 from shaledb.engine.hashlog import records
+from shaledb.engine.hashlog.check import lost_bytes_message
 from shaledb.engine.hashlog.index_file import IndexItems, decode_index, encode_index
 from shaledb.engine.hashlog.keydir import KeyDir
 from shaledb.engine.hashlog.layout import Layout, check_identity, encode_identity
@@ -134,7 +135,11 @@ def _load_one(
         else:
             if index.file_id != segment.file_id:
                 notes.append(f"{index_path}: describes another data file; rebuilt from the data")
-            elif not HEADER_SIZE <= index.covers <= segment.size:
+            elif index.covers > segment.size:
+                # An index file is written only once the bytes it covers are durable.
+                message = lost_bytes_message(segment.path, segment.size, index_path, index.covers)
+                raise CorruptionError(message, segment.path, segment.size)
+            elif index.covers < HEADER_SIZE:
                 notes.append(
                     f"{index_path}: covers {index.covers} bytes, the data file holds "
                     f"{segment.size}; rebuilt from the data"
@@ -186,11 +191,15 @@ def open_segments(fs: FileSystem, layout: Layout, create_kind: int = KIND_APPEND
             break
         header = records.decode_header(head, path)
         segments.append(Segment(number, path, header.kind, header.file_id, file))
-    if layout.pair is None:
-        # An index file whose segment is gone (a merge removed the segment first).
-        for name in fs.list_dir(layout.directory):
-            if name.endswith(".hli") and name[:-4].isdigit() and int(name[:-4]) not in numbers:
-                fs.remove(filenames.path(layout.directory, name))
+    orphans = layout.orphan_index_names(fs)
+    if orphans:
+        first = filenames.path(layout.directory, orphans[0])
+        raise CorruptionError(
+            f"{first}: the index file of a data segment that is missing "
+            f"({orphans[0][:-4]}.hld; {len(orphans)} such index file(s)): its records are "
+            f"lost; 'shaledb repair {layout.directory}' keeps every other record",
+            first,
+        )
     appends = [s for s in segments if s.kind == KIND_APPEND]
     active = appends[-1] if appends else None
     loaded: list[tuple[Segment, list[RawRecord]]] = []

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shaledb.engine.entry import HAS_TTL
-from shaledb.engine.hashlog import HashLogEngine
+from shaledb.engine.hashlog import HashLogEngine, check_hashlog, repair_hashlog
 from shaledb.engine.hashlog import segments as segments_module
 from shaledb.engine.hashlog.index_file import IndexItems, decode_index, encode_index
 from shaledb.engine.hashlog.records import Record
@@ -108,19 +108,31 @@ def test_stale_index_is_carried_on_from(tmp_path: Path, monkeypatch: pytest.Monk
     assert starts == [decode_index(stale, "i").covers]  # only the rest was read
 
 
-def test_index_of_another_or_longer_data_file_is_rebuilt(tmp_path: Path) -> None:
+def test_index_of_another_data_file_is_rebuilt(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     model_one = fill(one, 40)
     fill(two, 60)
     # An index file from another store: its file_id does not match.
     (one / "000001.hli").write_bytes((two / "000001.hli").read_bytes())
     assert contents(one) == model_one
-    # Data older than its index (cut back): the index covers more than the file holds.
+
+
+def test_data_file_shorter_than_its_index_says_is_corruption(tmp_path: Path) -> None:
+    """An index file is written only once the bytes it covers are durable: a data file
+    cut back below it lost acknowledged writes, which must not pass for a torn tail."""
+    one = tmp_path / "one"
+    model_one = fill(one, 40)
     data = (one / "000001.hld").read_bytes()
     engine = HashLogEngine(str(one), Options(fsync="never"))
     engine.put(0, b"extra", b"x" * 100)
     engine.close()
-    (one / "000001.hld").write_bytes(data)
+    (one / "000001.hld").write_bytes(data)  # the put's record cut off
+    with pytest.raises(CorruptionError, match="bytes that were durable are lost") as caught:
+        HashLogEngine(str(one))
+    assert caught.value.path == str(one / "000001.hld")
+    report = check_hashlog(str(one))
+    assert not report.healthy and "000001.hld" in report.damage[0]
+    repair_hashlog(str(one))
     assert contents(one) == model_one
 
 

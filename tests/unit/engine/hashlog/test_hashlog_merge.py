@@ -137,10 +137,13 @@ def test_merge_output_and_inputs_both_present_open_correctly(tmp_path: Path) -> 
     engine.put(0, b"k4", b"newest")
     expected = {k: v for k, _, _, v in engine.scan(b"", None)}
     engine.close()
-    # Put the newest half of the inputs back, as if their removal never happened.
-    for name in sorted(before)[len(before) // 2 :]:
-        if not (directory / name).exists():
-            (directory / name).write_bytes(before[name])
+    # Put the newest half of the inputs back (each segment with its index file), as if
+    # their removal never happened.
+    segments = sorted(name for name in before if name.endswith(".hld"))
+    for segment in segments[len(segments) // 2 :]:
+        for name in (segment, segment[:-4] + ".hli"):
+            if name in before and not (directory / name).exists():
+                (directory / name).write_bytes(before[name])
     engine = HashLogEngine(str(directory), options)
     assert {k: v for k, _, _, v in engine.scan(b"", None)} == expected
     assert engine.get(b"k3") is None and engine.get(b"k4") == (0, 0, b"newest")

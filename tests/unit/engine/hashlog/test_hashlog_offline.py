@@ -197,3 +197,25 @@ def test_a_store_that_lost_its_identity_file_points_to_repair_which_restores_it(
     assert (directory / "HASHLOG").exists()
     assert contents(directory) == model
     assert check_directory(str(directory)).healthy
+
+
+def test_a_lost_segment_whose_index_file_remains_is_reported_not_ignored(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "db"
+    fill(directory)
+    segments = sorted(p.name for p in directory.glob("*.hld"))
+    assert len(segments) > 2
+    lost = directory / segments[1]
+    lost.unlink()  # deleted by hand, or by a bad disk; its index file still says it was
+    before = sorted(p.name for p in directory.iterdir())
+    with pytest.raises(CorruptionError, match="index file of a data segment that is missing"):
+        HashLogEngine(str(directory))
+    assert sorted(p.name for p in directory.iterdir()) == before  # the evidence stays
+    report = check_hashlog(str(directory))
+    assert any(lost.name[:-4] + ".hli" in d and "missing" in d for d in report.damage)
+    repaired = repair_hashlog(str(directory))
+    assert any("missing data segment" in d for d in repaired.dropped)
+    assert (directory / "lost" / (lost.name[:-4] + ".hli")).exists()
+    assert check_hashlog(str(directory)).healthy
+    assert len(contents(directory)) > 0
