@@ -19,7 +19,7 @@ from shaledb.engine.filenames import FileKind
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.manifest import read_current
 from shaledb.engine.record_log import WAL_BATCH, read_records, salvage_records
-from shaledb.engine.recovery import live_wals, replay_wals
+from shaledb.engine.recovery import live_wals, missing_current_damage, replay_wals
 from shaledb.engine.sstable import SSTable
 from shaledb.errors import CorruptionError, StorageError
 
@@ -100,7 +100,11 @@ def _check(directory: str, fs: FileSystem) -> CheckReport:
         report.damage.append(str(exc))
         return report
     if state is None:
-        report.notes.append(f"{directory} holds no database (no CURRENT)")
+        missing = missing_current_damage(fs, directory, fs.list_dir(directory))
+        if missing is None:
+            report.notes.append(f"{directory} holds no database (no CURRENT)")
+        else:
+            report.damage.append(str(missing))
         return report
     cache = BlockCache(0)
     for _, rec in sorted(state.tables.values(), key=lambda t: t[1].number):

@@ -78,14 +78,24 @@ def start_without_current(fs: FileSystem, directory: str, names: list[str]) -> N
     Raises:
         CorruptionError: database files exist that a new database would silently lose.
     """
-    leftovers = [n for n in names if filenames.parse(n) is not None]
-    if not leftovers:
-        return
-    if _only_empty_start(fs, directory, leftovers):
-        for name in leftovers:
+    damage = missing_current_damage(fs, directory, names)
+    if damage is not None:
+        raise damage
+    for name in names:
+        if filenames.parse(name) is not None:
             fs.remove(filenames.path(directory, name))
-        return
-    raise CorruptionError(
+
+
+def missing_current_damage(
+    fs: FileSystem, directory: str, names: list[str]
+) -> CorruptionError | None:
+    """What it means that ``directory`` (holding ``names``) has no CURRENT: None when
+    its numbered files, if any, are only the leftovers of a first open that crashed;
+    else the error naming the files a new database would silently lose."""
+    leftovers = [n for n in names if filenames.parse(n) is not None]
+    if not leftovers or _only_empty_start(fs, directory, leftovers):
+        return None
+    return CorruptionError(
         f"{directory}: CURRENT is missing but database files exist "
         f"({', '.join(leftovers[:5])}); run 'shaledb repair {directory}'",
         filenames.path(directory, filenames.CURRENT),

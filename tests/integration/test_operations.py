@@ -162,3 +162,15 @@ def test_check_reports_a_manifest_that_lost_an_acted_on_edit(tmp_path: Path) -> 
     result = run("check", str(db_dir))
     assert result.returncode == 1, result.stdout
     assert "DAMAGED:" in result.stdout and ".wal" in result.stdout
+
+
+def test_check_reports_a_database_whose_current_is_missing(tmp_path: Path) -> None:
+    db_dir = tmp_path / "db"
+    fill(db_dir)
+    (db_dir / "CURRENT").unlink()
+    result = run("check", str(db_dir))
+    assert result.returncode == 1, result.stdout
+    assert "CURRENT is missing but database files exist" in result.stdout
+    assert run("repair", str(db_dir)).returncode == 0
+    with shaledb.open(str(db_dir)) as db:
+        assert db.count() == 3000
