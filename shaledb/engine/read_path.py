@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from itertools import islice
 from operator import itemgetter
 
 from shaledb.engine.base import RawEntry, RawFound
@@ -126,7 +127,7 @@ def _snapshot_scan(
     found = _short_scan(state, copied, bound is not None, lo, hi, reverse, limit, now_ms)
     if found is not None:
         return iter(found)
-    return _heap_scan(state, copied, lo, hi, reverse, now_ms)
+    return islice(_heap_scan(state, copied, lo, hi, reverse, now_ms), limit)
 
 
 def _short_scan(
