@@ -21,7 +21,7 @@ from typing import Any
 
 from shaledb.db import DB, options_of, path_of
 from shaledb.engine.detect import HASHLOG, check_engine
-from shaledb.errors import InvalidArgumentError, StorageError
+from shaledb.errors import InvalidArgumentError
 
 __all__ = ["KeyValueStore"]
 
@@ -103,34 +103,4 @@ def _check_two_files(data_path: str, index_path: str, engine: str | None) -> Non
                 f"{name} is a directory; the two-file form takes two files "
                 "(KeyValueStore(directory) opens a directory)"
             )
-    from shaledb.engine.hashlog import is_hashlog_data_file, is_hashlog_index_file
-
-    data_size, index_size = _size(data_path), _size(index_path)
-    if data_size and not is_hashlog_data_file(data_path):
-        raise InvalidArgumentError(
-            f"{data_path} is not a hash-log data file (it does not start with the "
-            "hash-log magic); it is left untouched: give a new or empty file"
-        )
-    if index_size and not is_hashlog_index_file(index_path):
-        raise InvalidArgumentError(
-            f"{index_path} is not a hash-log index file (it does not start with the "
-            "hash-log index magic); it is left untouched: give a new or empty file"
-        )
-    if index_size and not data_size:
-        # Another store's index (the pair swapped, or a new data file beside an old
-        # index): opening would overwrite it.
-        raise InvalidArgumentError(
-            f"{index_path} is the index of a hash-log store, but {data_path} holds no "
-            "data; it is left untouched: give the data file it belongs to, or a new "
-            "index path"
-        )
-
-
-def _size(path: str) -> int:
-    """The size of file ``path`` (0 when there is none)."""
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        raise StorageError(f"cannot open {path}: {exc.strerror}") from None
+    # The files themselves are checked by HashLogEngine.two_files (check_pair).

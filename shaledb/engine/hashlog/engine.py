@@ -24,6 +24,7 @@ from shaledb.engine.base import RawEntry, RawFound, RawOp
 from shaledb.engine.entry import MAYBE_DEAD, TOMBSTONE
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.hashlog import merge
+from shaledb.engine.hashlog.identity import check_pair
 from shaledb.engine.hashlog.layout import Layout
 from shaledb.engine.hashlog.records import read_entry
 from shaledb.engine.hashlog.segments import open_segments, prepare_directory
@@ -58,7 +59,13 @@ class HashLogEngine:
         fs: FileSystem | None = None,
     ) -> HashLogEngine:
         """The store in exactly ``data_path`` and ``index_path`` (plus the sidecars
-        ``DATA.lock`` and ``DATA.catalog``, and temp files during a compaction)."""
+        ``DATA.lock`` and ``DATA.catalog``, and temp files during a compaction).
+
+        Raises:
+            InvalidArgumentError: the files are not such a pair (:func:`~shaledb.engine.
+                hashlog.identity.check_pair`); nothing is changed.
+        """
+        check_pair(data_path, index_path)
         engine = cls.__new__(cls)
         engine._open(Layout.of_two_files(data_path, index_path), options, fs or FileSystem())
         return engine

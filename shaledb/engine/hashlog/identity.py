@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.hashlog.index_file import INDEX_MAGIC
 from shaledb.engine.hashlog.records import DATA_MAGIC
-from shaledb.errors import StorageError
+from shaledb.errors import InvalidArgumentError, StorageError
 
 
 def is_hashlog_directory(path: str, fs: FileSystem | None = None) -> bool:
@@ -39,3 +41,42 @@ def _starts_with(path: str, magic: bytes, fs: FileSystem | None) -> bool:
         return False
     finally:
         file.close()
+
+
+def check_pair(data_path: str, index_path: str) -> None:
+    """Refuse a two-file pair whose files are not what they should be, changing nothing.
+
+    Raises:
+        InvalidArgumentError: a non-empty ``data_path`` without the data magic, a
+            non-empty ``index_path`` without the index magic, or an index beside an
+            empty or missing data file (another store's index: the pair swapped, even
+            while that store is open).
+        StorageError: a file cannot be read.
+    """
+    data_size, index_size = _size(data_path), _size(index_path)
+    if data_size and not is_hashlog_data_file(data_path):
+        raise InvalidArgumentError(
+            f"{data_path} is not a hash-log data file (it does not start with the "
+            "hash-log magic); it is left untouched: give a new or empty file"
+        )
+    if index_size and not is_hashlog_index_file(index_path):
+        raise InvalidArgumentError(
+            f"{index_path} is not a hash-log index file (it does not start with the "
+            "hash-log index magic); it is left untouched: give a new or empty file"
+        )
+    if index_size and not data_size:
+        raise InvalidArgumentError(
+            f"{index_path} is the index of a hash-log store, but {data_path} holds no "
+            "data; it is left untouched: give the data file it belongs to, or a new "
+            "index path"
+        )
+
+
+def _size(path: str) -> int:
+    """The size of file ``path`` (0 when there is none)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise StorageError(f"cannot open {path}: {exc.strerror}") from None
