@@ -102,6 +102,7 @@ wheel-test: $(STAMP)
 
 lint: $(LINT_STAMP)
 	$(VENV)/bin/ruff check shaledb tests bench
+	$(VENV)/bin/ruff format --check shaledb tests bench
 	$(VENV)/bin/mypy
 
 clean:
