@@ -208,6 +208,13 @@ def replay_wals(
     lost = (wals and wals[0].path != missing) or (
         not wals and (unflushed or (checked and not repaired))
     )
+    if state.log_number and not wals and not unflushed and lost:
+        raise CorruptionError(
+            f"{missing}: missing, yet manifest {state.name} names it the live log: the "
+            "writes made since the manifest's last edit, if there were any, are lost; "
+            f"'shaledb repair {directory}' opens the database with what its tables hold",
+            missing,
+        )
     if state.log_number and lost:
         raise CorruptionError(
             f"{missing}: missing, yet manifest {state.name} names it the oldest live log; "
