@@ -65,9 +65,10 @@ class HashLogEngine:
             InvalidArgumentError: the files are not such a pair (:func:`~shaledb.engine.
                 hashlog.identity.check_pair`); nothing is changed.
         """
-        check_pair(data_path, index_path)
+        fs = fs or FileSystem()
+        check_pair(data_path, index_path, fs)
         engine = cls.__new__(cls)
-        engine._open(Layout.of_two_files(data_path, index_path), options, fs or FileSystem())
+        engine._open(Layout.of_two_files(data_path, index_path), options, fs)
         return engine
 
     def _open(self, layout: Layout, options: Options | None, fs: FileSystem) -> None:

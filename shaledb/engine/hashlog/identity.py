@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from shaledb.engine import filenames
 from shaledb.engine.fs import FileSystem
 from shaledb.engine.hashlog.index_file import INDEX_MAGIC
@@ -43,7 +41,7 @@ def _starts_with(path: str, magic: bytes, fs: FileSystem | None) -> bool:
         file.close()
 
 
-def check_pair(data_path: str, index_path: str) -> None:
+def check_pair(data_path: str, index_path: str, fs: FileSystem | None = None) -> None:
     """Refuse a two-file pair whose files are not what they should be, changing nothing.
 
     Raises:
@@ -53,13 +51,14 @@ def check_pair(data_path: str, index_path: str) -> None:
             while that store is open).
         StorageError: a file cannot be read.
     """
-    data_size, index_size = _size(data_path), _size(index_path)
-    if data_size and not is_hashlog_data_file(data_path):
+    fs = fs or FileSystem()
+    data_size, index_size = _size(data_path, fs), _size(index_path, fs)
+    if data_size and not is_hashlog_data_file(data_path, fs):
         raise InvalidArgumentError(
             f"{data_path} is not a hash-log data file (it does not start with the "
             "hash-log magic); it is left untouched: give a new or empty file"
         )
-    if index_size and not is_hashlog_index_file(index_path):
+    if index_size and not is_hashlog_index_file(index_path, fs):
         raise InvalidArgumentError(
             f"{index_path} is not a hash-log index file (it does not start with the "
             "hash-log index magic); it is left untouched: give a new or empty file"
@@ -72,11 +71,6 @@ def check_pair(data_path: str, index_path: str) -> None:
         )
 
 
-def _size(path: str) -> int:
+def _size(path: str, fs: FileSystem) -> int:
     """The size of file ``path`` (0 when there is none)."""
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        raise StorageError(f"cannot open {path}: {exc.strerror}") from None
+    return fs.size(path) if fs.exists(path) else 0
