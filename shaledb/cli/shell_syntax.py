@@ -26,9 +26,7 @@ from shaledb.errors import InvalidArgumentError
 _NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 #: A text ending in whitespace and a number: the number is a ttl or a limit. ASCII
 #: only: an Arabic-Indic or fullwidth digit, or a no-break space, is part of the value.
-_TRAILING_NUMBER = re.compile(
-    rf"(?P<head>.*?)\s+(?P<number>{_NUMBER})", re.DOTALL | re.ASCII
-)
+_TRAILING_NUMBER = re.compile(rf"(?P<head>.*?)\s+(?P<number>{_NUMBER})", re.DOTALL | re.ASCII)
 #: Lenient about raw control characters (a tab typed inside quotes stays a tab).
 _DECODER = json.JSONDecoder(strict=False)
 
