@@ -319,9 +319,9 @@ def _incrbyfloat(s: RespSession, args: list[bytes]) -> Any:
         current = Decimal(0) if found is None else _decimal(found[0])
         # Decimal arithmetic: 0.1 + 0.2 is 0.3, as Redis's long double prints it.
         result = current + _decimal(args[1])
-    except (InvalidOperation, ValueError):
+    except (InvalidOperation, ArithmeticError, ValueError):
         raise RespError(NOT_FLOAT) from None
-    if not result.is_finite():
+    if not result.is_finite() or abs(result) > _LONG_DOUBLE_MAX:
         raise RespError("ERR increment would produce NaN or Infinity")
     text = format(result.normalize(), "f")
     if "." in text:
@@ -331,6 +331,13 @@ def _incrbyfloat(s: RespSession, args: list[bytes]) -> Any:
     return raw
 
 
+#: The largest and the smallest positive long double (x86's 80-bit format), Redis's
+#: INCRBYFLOAT type: a number beyond them is "not a valid float" there, as its strtold
+#: overflows or underflows.
+_LONG_DOUBLE_MAX = Decimal("1.18973149535723176502e4932")
+_LONG_DOUBLE_MIN = Decimal("3.64519953188247460253e-4951")
+
+
 def _decimal(raw: bytes) -> Decimal:
     text = raw.decode("ascii")
     if text != text.strip() or not text or "_" in text:
@@ -338,6 +345,8 @@ def _decimal(raw: bytes) -> Decimal:
     value = Decimal(text)
     if value.is_nan():
         raise ValueError(text)
+    if value.is_finite() and value and not _LONG_DOUBLE_MIN <= abs(value) <= _LONG_DOUBLE_MAX:
+        raise ValueError(text)  # out of a long double's range
     return value
 
 

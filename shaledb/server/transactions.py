@@ -21,7 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from shaledb import NotFoundError, ShaleDBError
-from shaledb.server.resp_commands import RespError, command
+from shaledb.server.resp_commands import Replies, RespError, command
 from shaledb.server.resp_protocol import NULL_ARRAY, OK, ErrorReply
 from shaledb.server.resp_store import BatchStore, Entry, KeyRef, table_ref
 
@@ -165,7 +165,7 @@ def _exec(s: RespSession, args: list[bytes]) -> Any:
         batch = BatchStore(state, state.db)
         s.store = batch
         try:
-            replies = [s.run(spec, words) for spec, words in queued]
+            replies = [_one_reply(s.run(spec, words)) for spec, words in queued]
             batch.commit()
         except ShaleDBError as exc:
             return ErrorReply(f"ERR transaction not applied, nothing was written: {exc}")
@@ -173,6 +173,14 @@ def _exec(s: RespSession, args: list[bytes]) -> Any:
             s.store = state.direct
         state.dirty += len(queued)
     return replies
+
+
+def _one_reply(reply: Any) -> Any:
+    """The element of EXEC's array for one command: a command answering several frames
+    (SUBSCRIBE a b) gives one element, its frame or, for several, an array of them."""
+    if type(reply) is Replies:
+        return reply[0] if len(reply) == 1 else list(reply)
+    return reply
 
 
 @command(

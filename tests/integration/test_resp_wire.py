@@ -258,3 +258,30 @@ def test_idle_timeout_closes_both_protocols(tmp_path_factory: pytest.TempPathFac
         sub.close()
     finally:
         proc.stop()
+
+
+def test_incrbyfloat_refuses_numbers_beyond_a_long_double(link: RespLink) -> None:
+    """As Redis: out of a long double's range is "not a valid float", never an internal
+    error or a megabyte of digits."""
+    for value in ("1e10000000", "1e5000", "1e-1000000"):
+        link.call("DEL", "lf")
+        assert link.call("INCRBYFLOAT", "lf", value) == ErrorReply("ERR value is not a valid float")
+    link.call("SET", "lf", "1e10000000")
+    assert link.call("INCRBYFLOAT", "lf", "1") == ErrorReply("ERR value is not a valid float")
+    link.call("SET", "lf", "1e4932")
+    assert link.call("INCRBYFLOAT", "lf", "1e4932") == ErrorReply(
+        "ERR increment would produce NaN or Infinity"
+    )
+    assert link.call("INCRBYFLOAT", "ok", "1.5e3") == b"1500"
+
+
+def test_exec_answers_a_queued_subscribe_as_redis_does(server: ServerProcess) -> None:
+    link = RespLink(server.port)
+    assert link.call("MULTI") == "OK"
+    assert link.call("SET", "execsub", "1") == "QUEUED"
+    assert link.call("SUBSCRIBE", "execch") == "QUEUED"
+    assert link.call("EXEC") == ["OK", [b"subscribe", b"execch", 1]]
+    link.close()
+    other = RespLink(server.port)
+    assert other.call("GET", "execsub") == b"1"
+    other.close()
