@@ -16,11 +16,12 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import click
 
 import shaledb
+from shaledb.arguments import key_bytes, ttl_seconds, value_bytes
 from shaledb.cli.engine_option import engine_option
 from shaledb.cli.exit_codes import EXIT_FAILED, exit_code_for
 from shaledb.cli.info import DirectorySummary, HashLogSummary, summarize
@@ -198,6 +199,8 @@ def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | byt
         line = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: not a dump line (JSON nested too deeply)") from None
     if not isinstance(line, dict):
         raise ValueError(f"{where}: must be a JSON object")
     namespace = line.get("namespace", "default")
@@ -205,15 +208,31 @@ def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | byt
     if not isinstance(namespace, str) or not isinstance(table, str):
         raise ValueError(f"{where}: 'namespace' and 'table' must be strings")
     ttl = line.get("ttl")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
-        raise ValueError(f"{where}: 'ttl' must be a positive number of seconds")
-    return (
-        namespace,
-        table,
-        _decode(line, "key", "key_encoding", where),
-        _decode(line, "value", "encoding", where),
-        ttl,
-    )
+    if ttl is not None:
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+            raise ValueError(f"{where}: 'ttl' must be a positive number of seconds")
+        try:
+            ttl_seconds(ttl)  # positive, finite, in range: what the write would check
+        except ShaleDBError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    key = _decode(line, "key", "key_encoding", where)
+    value = _decode(line, "value", "encoding", where)
+    try:
+        key_bytes(key)  # empty, oversized or not encodable: found before anything is written
+        value_bytes(value)
+    except ShaleDBError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return namespace, table, key, value, ttl
+
+
+def _utf8_line(raw: bytes, number: int) -> str:
+    """Line ``number`` of a dump as text; ValueError naming the line if not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"line {number}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        ) from None
 
 
 @click.command()
@@ -222,22 +241,22 @@ def parse_line(text: str, number: int) -> tuple[str, str, str | bytes, str | byt
     "--input",
     "-i",
     "input_",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb"),
     default="-",
     help="File to read (default: standard input).",
 )
 @engine_option
 @QUIET
-def load(directory: str, input_: TextIO, engine: str | None, quiet: bool) -> None:
+def load(directory: str, input_: BinaryIO, engine: str | None, quiet: bool) -> None:
     """Import JSON lines (as written by dump) into DIRECTORY.
 
     The whole input is checked first; a bad line stops the load before anything is written.
     """
     try:
         rows = [
-            (parse_line(text, n), len(text.encode("utf-8", "surrogatepass")))
-            for n, text in enumerate(input_, 1)
-            if text.strip()
+            (parse_line(text, n), len(raw))
+            for n, raw in enumerate(input_, 1)
+            if (text := _utf8_line(raw, n)).strip()
         ]
     except ValueError as exc:
         _fail(f"{exc}; nothing was loaded")

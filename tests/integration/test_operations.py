@@ -120,7 +120,14 @@ def test_dump_and_load_round_trip_types_tables_and_ttl(tmp_path: Path) -> None:
     [
         ("not json", "line 2: not JSON"),
         ('{"key": 1, "value": "v"}', "line 2: 'key' must be a string"),
-        ('{"key": "k", "value": "v", "ttl": -1}', "line 2: 'ttl' must be a positive number"),
+        ('{"key": "k", "value": "v", "ttl": -1}', "line 2: ttl must be a positive number"),
+        ('{"key": "k", "value": "v", "ttl": NaN}', "line 2: ttl must be a positive number"),
+        ('{"key": "k", "value": "v", "ttl": Infinity}', "line 2: ttl must be a positive"),
+        ('{"key": "k", "value": "v", "ttl": 1e300}', "line 2: ttl must be a positive number"),
+        ('{"key": "k", "value": "v", "ttl": "5"}', "line 2: 'ttl' must be a positive number"),
+        ('{"key": "", "value": "v"}', "line 2: key must not be empty"),
+        ('{"key": "\\ud800", "value": "v"}', "line 2: key is not encodable as UTF-8"),
+        ("[" * 100_000, "line 2: not a dump line (JSON nested too deeply)"),
         (
             '{"key": "k", "value": "@@", "encoding": "base64"}',
             "line 2: 'value' is not valid base64",
@@ -136,6 +143,16 @@ def test_load_checks_the_whole_input_before_writing(
     assert message in result.stderr and "nothing was loaded" in result.stderr
     with shaledb.open(str(tmp_path / "db")) as db:
         assert db.get("good") is None
+
+
+def test_load_names_the_line_that_is_not_utf8(tmp_path: Path) -> None:
+    source = tmp_path / "dump.jsonl"
+    good = b'{"key": "good", "value": "1"}\n'
+    source.write_bytes(good * 3 + b'{"key": "k", "value": "\xff"}\n')
+    result = run("load", str(tmp_path / "db"), "--input", str(source))
+    assert result.returncode == 1
+    assert "line 4: not UTF-8 (byte 0xff at column 24)" in result.stderr
+    assert "nothing was loaded" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
