@@ -11,6 +11,8 @@ from shaledb.errors import LockedError, ShaleDBError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_LOCKED = 2
+#: Options that do not go together (click's own code for a usage error).
+EXIT_USAGE = 2
 #: After Ctrl-C stopped a script, as shells report death by SIGINT.
 INTERRUPTED = 130
 

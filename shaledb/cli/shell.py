@@ -17,8 +17,9 @@ from typing import IO
 import click
 
 from shaledb.cli.engine_option import engine_option
-from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, INTERRUPTED, exit_code_for
+from shaledb.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, INTERRUPTED, exit_code_for
 from shaledb.cli.shell_commands import PROMPT, Shell, ShellDB
+from shaledb.cli.shell_syntax import UsageError
 from shaledb.errors import ShaleDBError
 
 DEFAULT_DATA_DIR = "./data"
@@ -60,21 +61,19 @@ def run_terminal(shell: Shell, history_file: str) -> None:
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``[IPv6]:PORT``) as ``(host, port)``; raises InvalidArgumentError."""
-    from shaledb.errors import InvalidArgumentError
-
+    """``HOST:PORT`` (or ``[IPv6]:PORT``) as ``(host, port)``; raises UsageError (an
+    InvalidArgumentError)."""
     host, sep, port = address.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidArgumentError(f"--connect takes HOST:PORT; got {address!r}")
+        raise UsageError(f"--connect takes HOST:PORT; got {address!r}")
     return host, int(port)
 
 
 def _open(data_dir: str | None, connect: str | None, engine: str | None = None) -> ShellDB:
-    """The database or remote client to run the shell on. Raises ShaleDBError."""
-    from shaledb.errors import InvalidArgumentError
-
+    """The database or remote client to run the shell on. Raises ShaleDBError
+    (UsageError for options that do not go together)."""
     if connect is None:
         import shaledb
 
@@ -85,9 +84,9 @@ def _open(data_dir: str | None, connect: str | None, engine: str | None = None) 
         except Exception as exc:  # an OSError, or an engine that cannot load
             raise ShaleDBError(f"cannot open {data_dir or DEFAULT_DATA_DIR}: {exc}") from exc
     if data_dir is not None:
-        raise InvalidArgumentError("give either --data-dir or --connect, not both")
+        raise UsageError("give either --data-dir or --connect, not both")
     if engine is not None:
-        raise InvalidArgumentError("--engine picks the engine of --data-dir; a server has its own")
+        raise UsageError("--engine picks the engine of --data-dir; a server has its own")
     host, port = parse_address(connect)
     try:
         from shaledb.client import KVClient
@@ -140,7 +139,7 @@ def shell(
         db = _open(data_dir, connect, engine)
     except ShaleDBError as exc:
         click.echo(f"[ERROR] {exc}")
-        sys.exit(exit_code_for(exc))
+        sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else exit_code_for(exc))
     session = Shell(db, click.echo)
     status = EXIT_OK
     try:

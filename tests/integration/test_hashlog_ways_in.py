@@ -108,7 +108,7 @@ def test_engine_is_refused_where_there_is_no_directory_to_pick_it_for() -> None:
     in_memory = run_shaledb("serve", "--in-memory", "--engine", "hashlog")
     assert in_memory.returncode == 2 and "--in-memory keeps no files" in in_memory.stderr
     remote = run_cli("--connect", "127.0.0.1:1", "--engine", "hashlog", stdin="exit\n")
-    assert remote.returncode == 1
+    assert remote.returncode == 2  # a usage error, as serve's above
     message = "--engine picks the engine of --data-dir; a server has its own"
     assert remote.stdout == f"[ERROR] {message}\n"
 

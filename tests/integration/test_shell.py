@@ -366,7 +366,7 @@ def test_a_data_dir_that_is_a_file_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("address", ["nonsense", "host:", ":99", "host:0", "host:70000", "h:p"])
 def test_connect_needs_host_and_port(address: str) -> None:
     result = run_cli("--connect", address)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error (README, "Exit codes")
     assert result.stdout == f"[ERROR] --connect takes HOST:PORT; got {address!r}\n"
 
 
@@ -374,7 +374,7 @@ def test_connect_and_data_dir_exclude_each_other(tmp_path: Path) -> None:
     result = run_cli("--connect", "127.0.0.1:9999", "--data-dir", str(tmp_path))
     assert (result.stdout, result.returncode) == (
         "[ERROR] give either --data-dir or --connect, not both\n",
-        1,
+        2,
     )
 
 
