@@ -124,6 +124,7 @@ def to_int(raw: bytes, message: str = NOT_INTEGER) -> int:
         or not digits.isdigit()
         or (len(digits) > 1 and digits[:1] == b"0")
         or len(digits) > 19
+        or raw == b"-0"  # Redis's string2ll refuses it too
     ):
         raise RespError(message)
     value = int(raw)

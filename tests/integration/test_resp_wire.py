@@ -285,3 +285,12 @@ def test_exec_answers_a_queued_subscribe_as_redis_does(server: ServerProcess) ->
     other = RespLink(server.port)
     assert other.call("GET", "execsub") == b"1"
     other.close()
+
+
+def test_minus_zero_is_not_an_integer_as_in_redis(link: RespLink) -> None:
+    link.call("SET", "mz", "-0")
+    assert link.call("INCR", "mz") == ErrorReply("ERR value is not an integer or out of range")
+    assert link.call("INCRBY", "mz2", "-0") == ErrorReply(
+        "ERR value is not an integer or out of range"
+    )
+    assert link.call("SET", "z0", "0") == "OK" and link.call("INCR", "z0") == 1
