@@ -204,21 +204,17 @@ def replay_wals(
     # a repaired directory, whose manifest names a log not made yet.
     unflushed = checked and state.last_seq > (state.flushed_seq or 0)
     missing = filenames.path(directory, filenames.wal_name(state.log_number))
-    repaired = state.repair_inputs is not None
-    lost = (wals and wals[0].path != missing) or (
-        not wals and (unflushed or (checked and not repaired))
-    )
-    if state.log_number and not wals and not unflushed and lost:
+    if state.log_number and ((wals and wals[0].path != missing) or (not wals and unflushed)):
+        raise CorruptionError(
+            f"{missing}: missing, yet manifest {state.name} names it the oldest live log; "
+            f"its writes are lost{_lost_edits_hint(directory, state)}",
+            missing,
+        )
+    if state.log_number and not wals and checked and state.repair_inputs is None:
         raise CorruptionError(
             f"{missing}: missing, yet manifest {state.name} names it the live log: the "
             "writes made since the manifest's last edit, if there were any, are lost; "
             f"'shaledb repair {directory}' opens the database with what its tables hold",
-            missing,
-        )
-    if state.log_number and lost:
-        raise CorruptionError(
-            f"{missing}: missing, yet manifest {state.name} names it the oldest live log; "
-            f"its writes are lost{_lost_edits_hint(directory, state)}",
             missing,
         )
     expected = (state.flushed_seq or 0) + 1

@@ -122,6 +122,9 @@ class RespState:
     def json_wrote(self, table: Table, keys: Sequence[object], ttl: float | None) -> None:
         """A JSON-lines request wrote ``keys`` of ``table`` (with time to live ``ttl``):
         the sessions watching them fail their EXEC, and their deadlines are swept."""
+        self.dirty += len(keys)
+        if ttl is None and not self.watches.active:
+            return  # the common case: nobody to tell
         tref = table_ref(table)
         refs = [(tref, key_bytes(key)[0]) for key in keys]
         for ref in refs:
@@ -130,7 +133,6 @@ class RespState:
             deadline = now_ms() + round(ttl * 1000)
             for ref in refs:
                 self.expiry.note_ref(ref, deadline)
-        self.dirty += len(refs)
 
     def new_session(self, peer: str = "", kill: Callable[[], None] | None = None) -> RespSession:
         session = RespSession(self, next(self._ids), peer, kill)

@@ -232,21 +232,15 @@ def test_watch_aborts_on_change_over_json_lines(r: redis.Redis, server: ServerPr
     k = key(r, "watchjson")
     r.set(k, "0")
     link = Link(server.port)
-    with r.pipeline() as pipe:
-        pipe.watch(k)
-        assert link.call({"command": "put", "key": k, "value": "json"})["status"] == "ok"
-        pipe.multi()
-        pipe.set(k, "resp")
-        with pytest.raises(redis.WatchError):
-            pipe.execute()
-    # The same value written again over JSON lines is a write too, as over RESP.
-    with r.pipeline() as pipe:
-        pipe.watch(k)
-        assert link.call({"command": "put", "key": k, "value": "json"})["status"] == "ok"
-        pipe.multi()
-        pipe.set(k, "resp")
-        with pytest.raises(redis.WatchError):
-            pipe.execute()
+    # The second round writes the value already there: a write all the same, as over RESP.
+    for _ in range(2):
+        with r.pipeline() as pipe:
+            pipe.watch(k)
+            assert link.call({"command": "put", "key": k, "value": "json"})["status"] == "ok"
+            pipe.multi()
+            pipe.set(k, "resp")
+            with pytest.raises(redis.WatchError):
+                pipe.execute()
     link.close()
     assert r.get(k) == b"json"
 
